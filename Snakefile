@@ -1,0 +1,34 @@
+# emo: expression-morphology analysis of breast tumour H&E whole-slide images.
+#
+#   snakemake --cores 2                      # demo cohort, local
+#   snakemake --profile profiles/slurm       # on a Slurm cluster (see README)
+#
+# One rule file per stage, named for what it produces. Each rule file defines
+# `<stage>_targets()`; `all` collects them.
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo_cohort.smk"
+include: "workflow/rules/tile_stores.smk"
+include: "workflow/rules/feature_stores.smk"
+include: "workflow/rules/expression.smk"
+include: "workflow/rules/gene_models.smk"
+include: "workflow/rules/predictions.smk"
+include: "workflow/rules/gene_statistics.smk"
+include: "workflow/rules/spatial_validation.smk"
+include: "workflow/rules/heterogeneity.smk"
+
+
+rule all:
+    input:
+        tile_stores_targets(),
+        feature_stores_targets(),
+        expression_targets(),
+        gene_models_targets(),
+        predictions_targets(),
+        gene_statistics_targets(),
+        spatial_validation_targets(),
+        heterogeneity_targets(),
+    default_target: True

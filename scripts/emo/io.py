@@ -1,0 +1,52 @@
+"""Atomic output helpers: write to a temporary file beside the target, then rename.
+
+A killed job therefore never leaves a half-written store or table under the final
+name, and Snakemake's incomplete-output tracking never sees a corrupt file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it onto ``path``, else delete it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp.{os.getpid()}")
+    try:
+        yield tmp
+        if tmp.exists():
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_tsv(df: pd.DataFrame, path: str | Path, index: bool = False,
+              float_format: str = "%.10g") -> None:
+    """Deterministic TSV: fixed float format, LF line ends, atomic."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index, float_format=float_format, lineterminator="\n")
+
+
+def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
+    """Read TSV, CSV or Parquet by extension."""
+    path = Path(path)
+    suffixes = "".join(path.suffixes).lower()
+    if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+        return pd.read_parquet(path, **kwargs)
+    if suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
+        return pd.read_csv(path, **kwargs)
+    return pd.read_csv(path, sep="\t", **kwargs)

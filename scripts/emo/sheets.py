@@ -1,0 +1,84 @@
+"""Sample-sheet loading and validation.
+
+Validation happens when the DAG is built, so a bad sheet fails before any job runs.
+Messages name the row (1-based, header excluded), the column and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .errors import SampleSheetError
+
+REQUIRED_COLUMNS = ("sample", "patient", "cohort", "slide")
+OPTIONAL_COLUMNS = ("mpp", "split")
+VALID_SPLITS = ("train", "tune", "validation", "test", "external")
+SAMPLE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
+    """Read and validate a sample sheet; returns it indexed by ``sample``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SampleSheetError(f"sample sheet {path} does not exist; set config key 'samples' to a TSV "
+                               f"with columns {', '.join(REQUIRED_COLUMNS)}")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    sheet.columns = [c.strip() for c in sheet.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
+    if missing:
+        raise SampleSheetError(f"sample sheet {path}: missing column(s) {', '.join(missing)}; "
+                               f"required columns are {', '.join(REQUIRED_COLUMNS)}")
+    unknown = [c for c in sheet.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise SampleSheetError(f"sample sheet {path}: unknown column(s) {', '.join(unknown)}; "
+                               f"allowed are {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
+    if sheet.empty:
+        raise SampleSheetError(f"sample sheet {path} has no rows")
+    for column in sheet.columns:
+        sheet[column] = sheet[column].str.strip()
+    cohorts = set(cohorts)
+    for row_number, row in enumerate(sheet.itertuples(index=False), start=1):
+        where = f"sample sheet {path}, row {row_number}"
+        for column in REQUIRED_COLUMNS:
+            if getattr(row, column) == "":
+                raise SampleSheetError(f"{where}, column '{column}': empty; every row needs a {column}")
+        if not SAMPLE_PATTERN.match(row.sample):
+            raise SampleSheetError(f"{where}, column 'sample': {row.sample!r} is not a valid name; use letters, "
+                                   "digits, '.', '_' and '-' only (it becomes a file name)")
+        if row.cohort not in cohorts:
+            raise SampleSheetError(f"{where}, column 'cohort': {row.cohort!r} is not a cohort of the config; "
+                                   f"add it under config key 'cohorts' or use one of {sorted(cohorts)}")
+        if "mpp" in sheet.columns and row.mpp != "":
+            try:
+                mpp = float(row.mpp)
+            except ValueError:
+                mpp = float("nan")
+            if not (math.isfinite(mpp) and 0 < mpp < 100):
+                raise SampleSheetError(f"{where}, column 'mpp': {row.mpp!r} is not a positive number of "
+                                       "µm per pixel (e.g. 0.25 for 40x, 0.5 for 20x); leave it empty to use "
+                                       "the slide's metadata")
+        if "split" in sheet.columns and row.split != "" and row.split not in VALID_SPLITS:
+            raise SampleSheetError(f"{where}, column 'split': {row.split!r} is not one of {', '.join(VALID_SPLITS)}")
+    duplicated = sheet["sample"][sheet["sample"].duplicated()]
+    if not duplicated.empty:
+        rows = [int(i) + 1 for i in sheet.index[sheet["sample"] == duplicated.iloc[0]]]
+        raise SampleSheetError(f"sample sheet {path}, column 'sample': {duplicated.iloc[0]!r} appears in rows "
+                               f"{rows}; sample names must be unique")
+    for patient, group in sheet.groupby("patient", sort=True):
+        if group["cohort"].nunique() > 1:
+            raise SampleSheetError(f"sample sheet {path}: patient {patient!r} has slides in several cohorts "
+                                   f"({sorted(group['cohort'].unique())}); a patient belongs to one cohort")
+        if "split" in sheet.columns and group["split"].nunique() > 1:
+            raise SampleSheetError(f"sample sheet {path}, column 'split': patient {patient!r} has slides in "
+                                   f"different splits ({sorted(group['split'].unique())}); all slides of a "
+                                   "patient must be in one split")
+    if "mpp" not in sheet.columns:
+        sheet["mpp"] = ""
+    if "split" not in sheet.columns:
+        sheet["split"] = ""
+    return sheet.set_index("sample", drop=False)

@@ -1,0 +1,56 @@
+# Shared helpers for all rule files: config and sample-sheet validation, paths,
+# code versions. Included first by the Snakefile.
+
+import math
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The library lives in scripts/emo; make it importable while the DAG is built.
+SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
+sys.path.insert(0, str(SCRIPTS_DIR))
+
+from emo.provenance import code_version  # noqa: E402
+from emo.sheets import load_sample_sheet  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+SAMPLES = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
+SAMPLE_NAMES = sorted(SAMPLES.index)
+ENCODER = config["features"]["encoder"]
+
+
+def script(name):
+    """Path of an entry script, relative to the rule files (Snakemake convention)."""
+    return f"../../scripts/{name}"
+
+
+def slide_path(wildcards):
+    return SAMPLES.loc[wildcards.sample, "slide"]
+
+
+def sample_mpp(sample):
+    """The sheet's mpp override for a sample, or None."""
+    value = SAMPLES.loc[sample, "mpp"]
+    return float(value) if value != "" else None
+
+
+def samples_in(cohort_role=None):
+    """Samples, optionally restricted to cohorts with the given role."""
+    if cohort_role is None:
+        return SAMPLE_NAMES
+    return [s for s in SAMPLE_NAMES if config["cohorts"][SAMPLES.loc[s, "cohort"]]["role"] == cohort_role]
+
+
+def log_path(rule_name, *wildcard_names):
+    """logs/{rule}/{wc1}_{wc2}.log (wildcards kept as Snakemake patterns)."""
+    stem = "_".join("{" + w + "}" for w in wildcard_names) or rule_name
+    return f"logs/{rule_name}/{stem}.log"
+
+
+def benchmark_path(rule_name, *wildcard_names):
+    stem = "_".join("{" + w + "}" for w in wildcard_names) or rule_name
+    return f"benchmarks/{rule_name}/{stem}.tsv"

@@ -1,0 +1,5 @@
+# Stage: expression. Placeholder until the stage lands; defines expression_targets().
+
+
+def expression_targets():
+    return []

@@ -1,0 +1,5 @@
+# Stage: heterogeneity. Placeholder until the stage lands; defines heterogeneity_targets().
+
+
+def heterogeneity_targets():
+    return []
