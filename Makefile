@@ -1,0 +1,49 @@
+# emo — two commands:
+#   make demo   set up everything (system packages, virtualenv) and run the demo cohort
+#   make test   run the test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.emo-installed
+
+.PHONY: demo test test-fast setup system-deps venv lint report dag clean-demo benchmarks
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES)
+	@echo "demo done: results/ (stores, tables, figures); 'make report' builds report.html"
+
+test: setup
+	$(BIN)/python -m pytest -v --durations=25
+
+# Unit tests only (skips the slow end-to-end, Slurm and R tests).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+setup: system-deps venv
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first, so no CUDA wheels are pulled in by other packages.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[r,test]"
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+report: setup
+	$(BIN)/snakemake --cores $(CORES) --report report.html
+
+benchmarks: setup
+	for b in bench/benchmark_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean-demo:
+	rm -rf results logs benchmarks data/demo .snakemake

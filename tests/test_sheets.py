@@ -1,0 +1,64 @@
+"""Sample-sheet validation: errors name the row and column and say what to do."""
+
+from __future__ import annotations
+
+import pytest
+
+from emo.errors import SampleSheetError
+from emo.sheets import load_sample_sheet
+
+HEADER = "sample\tpatient\tcohort\tslide\tmpp\tsplit\n"
+
+
+def _write(tmp_path, rows, header=HEADER):
+    path = tmp_path / "samples.tsv"
+    path.write_text(header + "".join("\t".join(r) + "\n" for r in rows))
+    return path
+
+
+def test_valid_sheet_is_indexed_by_sample(tmp_path):
+    path = _write(tmp_path, [("S1", "P1", "A", "s1.svs", "", ""), ("S2", "P1", "A", "s2.svs", "0.25", "test")])
+    with pytest.raises(SampleSheetError, match="patient 'P1' has slides in different splits"):
+        load_sample_sheet(path, ["A"])
+    path = _write(tmp_path, [("S1", "P1", "A", "s1.svs", "", "test"), ("S2", "P2", "A", "s2.svs", "0.25", "")])
+    sheet = load_sample_sheet(path, ["A"])
+    assert list(sheet.index) == ["S1", "S2"]
+    assert sheet.loc["S2", "mpp"] == "0.25"
+
+
+@pytest.mark.parametrize("row, message", [
+    (("S 1", "P1", "A", "x.svs", "", ""), r"row 1, column 'sample'"),
+    (("S1", "", "A", "x.svs", "", ""), r"row 1, column 'patient': empty"),
+    (("S1", "P1", "B", "x.svs", "", ""), r"row 1, column 'cohort': 'B' is not a cohort"),
+    (("S1", "P1", "A", "x.svs", "-1", ""), r"row 1, column 'mpp'"),
+    (("S1", "P1", "A", "x.svs", "abc", ""), r"row 1, column 'mpp'"),
+    (("S1", "P1", "A", "x.svs", "", "training"), r"row 1, column 'split'"),
+])
+def test_bad_rows_name_row_and_column(tmp_path, row, message):
+    with pytest.raises(SampleSheetError, match=message):
+        load_sample_sheet(_write(tmp_path, [row]), ["A"])
+
+
+def test_duplicate_sample_names_rows(tmp_path):
+    path = _write(tmp_path, [("S1", "P1", "A", "a.svs", "", ""), ("S1", "P2", "A", "b.svs", "", "")])
+    with pytest.raises(SampleSheetError, match=r"'S1' appears in rows \[1, 2\]"):
+        load_sample_sheet(path, ["A"])
+
+
+def test_missing_and_unknown_columns(tmp_path):
+    with pytest.raises(SampleSheetError, match="missing column"):
+        load_sample_sheet(_write(tmp_path, [("S1", "P1", "A")], header="sample\tpatient\tcohort\n"), ["A"])
+    with pytest.raises(SampleSheetError, match="unknown column"):
+        load_sample_sheet(_write(tmp_path, [("S1", "P1", "A", "x", "y")],
+                                 header="sample\tpatient\tcohort\tslide\tstain\n"), ["A"])
+
+
+def test_patient_in_two_cohorts(tmp_path):
+    path = _write(tmp_path, [("S1", "P1", "A", "a.svs", "", ""), ("S2", "P1", "B", "b.svs", "", "")])
+    with pytest.raises(SampleSheetError, match="patient 'P1' has slides in several cohorts"):
+        load_sample_sheet(path, ["A", "B"])
+
+
+def test_missing_sheet_names_config_key(tmp_path):
+    with pytest.raises(SampleSheetError, match="config key 'samples'"):
+        load_sample_sheet(tmp_path / "nope.tsv", ["A"])
