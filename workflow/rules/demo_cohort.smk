@@ -1,5 +1,83 @@
-# Stage: demo_cohort. Placeholder until the stage lands; defines demo_cohort_targets().
+# Stage: demo_cohort. The embedded demo cohort with planted truth, generated from
+# `demo.seed` when `demo.enabled` (docs/demo_cohort.md):
+#   {out_dir}/slides/{sample}.svs, {out_dir}/truth/{sample}.npz        (rule demo_slide)
+#   {out_dir}/expression_{cohort}.tsv, clinical.tsv, spatial/*.tsv,
+#   truth.json                                                          (rule demo_tables)
+# The files are pulled in as inputs of the tiling and expression stages; rule
+# `demo_cohort` builds all of them.
+
+import re  # noqa: E402
+
+from emo.demo import design as demo_design  # noqa: E402
+
+DEMO = demo_design.settings(config.get("demo"))
+DEMO_DIR = DEMO["out_dir"]
 
 
 def demo_cohort_targets():
     return []
+
+
+if DEMO["enabled"]:
+    demo_design.check_cohorts(DEMO, config["cohorts"])
+    DEMO_SAMPLES = demo_design.sample_names(DEMO)
+    DEMO_COHORTS = demo_design.cohorts(DEMO)
+    DEMO_TABLES = {
+        "clinical": f"{DEMO_DIR}/clinical.tsv",
+        "rois": f"{DEMO_DIR}/spatial/rois.tsv",
+        "probe_counts": f"{DEMO_DIR}/spatial/probe_counts.tsv",
+        "ki67": f"{DEMO_DIR}/spatial/ki67.tsv",
+        "truth": f"{DEMO_DIR}/truth.json",
+    }
+
+    rule demo_slide:
+        output:
+            slide=f"{DEMO_DIR}/slides/{{sample}}.svs",
+            truth=f"{DEMO_DIR}/truth/{{sample}}.npz",
+        log:
+            log_path("demo_slide", "sample"),
+        benchmark:
+            benchmark_path("demo_slide", "sample")
+        wildcard_constraints:
+            sample="|".join(re.escape(s) for s in DEMO_SAMPLES),
+        conda:
+            "../../envs/slides.yaml"
+        threads: 1
+        resources:
+            mem_mb=1500,
+            runtime=10,
+        params:
+            demo=demo_design.slide_params(DEMO),
+            code_version=code_version("demo", "io", "smk", "errors"),
+        script:
+            script("demo_slide.py")
+
+    rule demo_tables:
+        input:
+            truth=expand(f"{DEMO_DIR}/truth/{{sample}}.npz", sample=DEMO_SAMPLES),
+        output:
+            expression=expand(f"{DEMO_DIR}/expression_{{cohort}}.tsv", cohort=DEMO_COHORTS),
+            **DEMO_TABLES,
+        log:
+            log_path("demo_tables"),
+        benchmark:
+            benchmark_path("demo_tables")
+        conda:
+            "../../envs/stats.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=20,
+        params:
+            demo=DEMO,
+            out_dir=DEMO_DIR,
+            code_version=code_version("demo", "io", "smk", "errors", "provenance"),
+        script:
+            script("demo_tables.py")
+
+    rule demo_cohort:
+        input:
+            expand(f"{DEMO_DIR}/slides/{{sample}}.svs", sample=DEMO_SAMPLES),
+            expand(f"{DEMO_DIR}/expression_{{cohort}}.tsv", cohort=DEMO_COHORTS),
+            list(DEMO_TABLES.values()),
+        localrule: True

@@ -1,5 +1,123 @@
-# Stage: expression. Placeholder until the stage lands; defines expression_targets().
+# Stage: expression. Patient splits and RNA-seq preparation (docs/gene_models.md).
+#   results/splits/patients.tsv       patient, cohort, split, split_source, n_slides
+#   results/expression/training.h5    train/tune/validation patients of training cohorts
+#                                     (everything training needs; offsets, variance filter)
+#   results/expression/genes.tsv      gene, variance, kept, chunk
+#   results/expression/prepared.h5    every patient of the sample sheet, normalised
+#
+# Splits are computed when the DAG is built (they are a pure function of the sheet and
+# the config), so the training rules depend only on train/tune samples: adding test or
+# external slides never retrains a model.
+
+from emo.expression import chunk_ids, input_gene_list, reference_cohort  # noqa: E402
+from emo.splits import assign_splits, samples_in_splits  # noqa: E402
+
+EXPRESSION = config["expression"]
+SPLITS_CFG = config["splits"]
+COHORT_ROLES = {name: c["role"] for name, c in config["cohorts"].items()}
+REFERENCE_COHORT = reference_cohort(config["cohorts"])
+PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_CFG["seed"], SPLITS_CFG.get("proportions"))
+SAMPLE_PATIENT = {s: SAMPLES.loc[s, "patient"] for s in SAMPLE_NAMES}
+# Cohorts with at least one patient in the sample sheet (others are not read).
+USED_COHORTS = sorted(set(PATIENT_SPLITS["cohort"]))
+TRAINING_STORE_PATIENTS = PATIENT_SPLITS[
+    PATIENT_SPLITS["cohort"].map(COHORT_ROLES).eq("training")
+    & PATIENT_SPLITS["split"].isin(["train", "tune", "validation"])
+]
+
+
+def samples_with_split(*splits):
+    return samples_in_splits(SAMPLES, PATIENT_SPLITS, splits)
+
+
+def _records(table):
+    return [{"patient": p, "cohort": c, "split": s} for p, c, s in zip(table["patient"], table["cohort"], table["split"])]
+
+
+def expression_path(cohort):
+    return config["cohorts"][cohort]["expression"]
+
+
+TRAINING_STORE_COHORTS = sorted(set(TRAINING_STORE_PATIENTS["cohort"]))
 
 
 def expression_targets():
-    return []
+    return ["results/splits/patients.tsv", "results/expression/genes.tsv", "results/expression/prepared.h5"]
+
+
+rule patient_splits:
+    output:
+        "results/splits/patients.tsv",
+    log:
+        log_path("patient_splits"),
+    benchmark:
+        benchmark_path("patient_splits")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        sheet=[{"patient": SAMPLES.loc[s, "patient"], "cohort": SAMPLES.loc[s, "cohort"],
+                "split": SAMPLES.loc[s, "split"]} for s in SAMPLE_NAMES],
+        roles=COHORT_ROLES,
+        seed=SPLITS_CFG["seed"],
+        proportions=SPLITS_CFG.get("proportions"),
+        code_version=code_version("splits", "io", "provenance"),
+    script:
+        script("patient_splits.py")
+
+
+rule training_expression:
+    input:
+        matrices=[expression_path(c) for c in TRAINING_STORE_COHORTS],
+    output:
+        store="results/expression/training.h5",
+        genes="results/expression/genes.tsv",
+    log:
+        log_path("training_expression"),
+    benchmark:
+        benchmark_path("training_expression")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input: 2000 + int(6 * input.size_mb),
+        runtime=30,
+    params:
+        cohorts=TRAINING_STORE_COHORTS,
+        patients=_records(TRAINING_STORE_PATIENTS),
+        reference=REFERENCE_COHORT,
+        input_kind=EXPRESSION["input"],
+        min_variance=EXPRESSION["min_variance"],
+        gene_chunk_size=EXPRESSION["gene_chunk_size"],
+        code_version=code_version("expression", "io", "provenance"),
+    script:
+        script("training_expression.py")
+
+
+rule prepare_expression:
+    input:
+        training="results/expression/training.h5",
+        matrices=[expression_path(c) for c in USED_COHORTS],
+    output:
+        "results/expression/prepared.h5",
+    log:
+        log_path("prepare_expression"),
+    benchmark:
+        benchmark_path("prepare_expression")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input: 2000 + int(6 * input.size_mb),
+        runtime=30,
+    params:
+        cohorts=USED_COHORTS,
+        roles=COHORT_ROLES,
+        patients=_records(PATIENT_SPLITS),
+        input_kind=EXPRESSION["input"],
+        code_version=code_version("expression", "io", "provenance"),
+    script:
+        script("prepare_expression.py")

@@ -1,5 +1,91 @@
-# Stage: gene_models. Placeholder until the stage lands; defines gene_models_targets().
+# Stage: gene_models. One model per gene on frozen tile features, trained a chunk of
+# genes per job (docs/gene_models.md), and a ridge baseline on slide-mean features.
+#   results/models/{encoder}/chunk_{chunk}.pt / .tsv
+#   results/models/{encoder}/ridge.h5 / ridge.tsv
+# Inputs are the training store and the feature stores of train + tune slides only.
+
+GENE_MODELS = config["gene_models"]
+GENE_CHUNKS = chunk_ids(len(input_gene_list(config)), EXPRESSION["gene_chunk_size"])
+TRAIN_SAMPLES = samples_with_split("train")
+TUNE_SAMPLES = samples_with_split("tune")
+_GENE_MODEL_MODULES = ("gene_models", "expression", "io", "provenance", "smk", "errors")
+
+
+def gene_model_targets_for(encoder):
+    return [f"results/models/{encoder}/chunk_{k}.pt" for k in GENE_CHUNKS]
 
 
 def gene_models_targets():
-    return []
+    return gene_model_targets_for(ENCODER) + [f"results/models/{ENCODER}/ridge.h5"]
+
+
+def _gpu_resources():
+    """gpu=1 only when the config asks for it (portable resource; profiles map it)."""
+    return {"gpu": 1} if GENE_MODELS.get("gpu", False) else {}
+
+
+def gene_chunk_mem_mb(wildcards):
+    if GENE_MODELS.get("mem_mb"):
+        return int(GENE_MODELS["mem_mb"])
+    cap = GENE_MODELS["max_tiles_per_slide"] + GENE_MODELS["tune_tiles_per_slide"]
+    # pool tiles x 1280-d float32, raw + standardised copies, plus the heads' state
+    return 1500 + int(len(TRAIN_SAMPLES + TUNE_SAMPLES) * cap * 1280 * 4 * 3 / 2**20)
+
+
+rule train_gene_chunk:
+    input:
+        expression="results/expression/training.h5",
+        genes="results/expression/genes.tsv",
+        train=expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_SAMPLES),
+        tune=expand("results/features/{{encoder}}/{sample}.h5", sample=TUNE_SAMPLES),
+    output:
+        model="results/models/{encoder}/chunk_{chunk}.pt",
+        table="results/models/{encoder}/chunk_{chunk}.tsv",
+    wildcard_constraints:
+        chunk=r"\d{4}",
+    log:
+        log_path("train_gene_chunk", "encoder", "chunk"),
+    benchmark:
+        benchmark_path("train_gene_chunk", "encoder", "chunk")
+    conda:
+        "../../envs/torch.yaml"
+    threads: GENE_MODELS["threads"]
+    resources:
+        mem_mb=gene_chunk_mem_mb,
+        runtime=GENE_MODELS["runtime"],
+        **_gpu_resources(),
+    params:
+        train_samples=TRAIN_SAMPLES,
+        tune_samples=TUNE_SAMPLES,
+        sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_SAMPLES + TUNE_SAMPLES},
+        settings=GENE_MODELS,
+        code_version=code_version(*_GENE_MODEL_MODULES),
+    script:
+        script("train_gene_chunk.py")
+
+
+rule train_ridge:
+    input:
+        expression="results/expression/training.h5",
+        train=expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_SAMPLES + TUNE_SAMPLES),
+    output:
+        model="results/models/{encoder}/ridge.h5",
+        table="results/models/{encoder}/ridge.tsv",
+    log:
+        log_path("train_ridge", "encoder"),
+    benchmark:
+        benchmark_path("train_ridge", "encoder")
+    conda:
+        "../../envs/stats.yaml"
+    threads: GENE_MODELS["threads"]
+    resources:
+        mem_mb=lambda wc: 2000 + int(len(TRAIN_SAMPLES + TUNE_SAMPLES) * 1280 * 8 * 4 / 2**20),
+        runtime=GENE_MODELS["runtime"],
+    params:
+        samples=sorted(TRAIN_SAMPLES + TUNE_SAMPLES),
+        sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_SAMPLES + TUNE_SAMPLES},
+        alphas=GENE_MODELS["ridge_alphas"],
+        folds=GENE_MODELS["ridge_folds"],
+        code_version=code_version("ridge", "expression", "io", "provenance", "smk", "errors"),
+    script:
+        script("train_ridge.py")

@@ -1,5 +1,245 @@
-# Stage: gene_statistics. Placeholder until the stage lands; defines gene_statistics_targets().
+# Stage: gene_statistics. Validation, selection, internal/external testing, proliferation
+# score, markers by clinical status, PAM50 clustering, ER+/ER- models and their figures
+# (paper 001). Reads only the prepared expression, the split table, the patient-level
+# predictions and the clinical table, so a threshold change reruns statistics only.
+# Tables: docs/statistics.md.
+
+from emo.stats import settings as _statistics_settings
+from emo.stats.inputs import check_clinical_columns as _check_clinical_columns
+
+STATS = _statistics_settings(config.get("statistics"))
+STATS_DIR = "results/statistics/{encoder}"
+STATS_CLINICAL = config.get("clinical")
+STATS_INPUTS = {
+    "prepared": "results/expression/prepared.h5",
+    "splits": "results/splits/patients.tsv",
+    "predictions": "results/predictions/{encoder}/patients.tsv",
+}
+STATS_ENV = "../../envs/stats.yaml"
 
 
-def gene_statistics_targets():
-    return []
+def _statistics_clinical_columns():
+    """Clinical columns the configured analyses need."""
+    needed = {"pam50", "er"}
+    needed |= {c for c in STATS["markers"].values() if c != "proliferation"}
+    return sorted(needed)
+
+
+# Fail at DAG-build time when the clinical table exists but lacks a needed column.
+if STATS_CLINICAL and Path(STATS_CLINICAL).is_file():
+    import pandas as _pd
+
+    _check_clinical_columns(_pd.read_csv(STATS_CLINICAL, sep="\t", nrows=0).columns,
+                            _statistics_clinical_columns(), STATS_CLINICAL)
+
+
+rule gene_statistics_validation:
+    input:
+        **STATS_INPUTS,
+    output:
+        validation=f"{STATS_DIR}/validation.tsv",
+        selected=f"{STATS_DIR}/selected_genes.tsv",
+    params:
+        statistics={"selection": STATS["selection"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_validation", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_validation", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    script:
+        script("gene_statistics.py")
+
+
+rule gene_statistics_testing:
+    input:
+        **STATS_INPUTS,
+        selected=f"{STATS_DIR}/selected_genes.tsv",
+    output:
+        test=f"{STATS_DIR}/test.tsv",
+        external=f"{STATS_DIR}/external.tsv",
+    params:
+        statistics={"test_alpha": STATS["test_alpha"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_testing", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_testing", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        script("gene_statistics.py")
+
+
+rule gene_statistics_proliferation:
+    input:
+        **STATS_INPUTS,
+        clinical=STATS_CLINICAL or [],
+        validation=f"{STATS_DIR}/validation.tsv",
+    output:
+        scores=f"{STATS_DIR}/proliferation_scores.tsv",
+        table=f"{STATS_DIR}/proliferation.tsv",
+        genes=f"{STATS_DIR}/proliferation_genes.tsv",
+    params:
+        statistics={"proliferation_genes": STATS["proliferation_genes"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clinical",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_proliferation", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_proliferation", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        script("gene_statistics.py")
+
+
+rule gene_statistics_markers:
+    input:
+        **STATS_INPUTS,
+        clinical=STATS_CLINICAL or [],
+        scores=f"{STATS_DIR}/proliferation_scores.tsv",
+    output:
+        summary=f"{STATS_DIR}/markers_summary.tsv",
+        tests=f"{STATS_DIR}/markers_tests.tsv",
+    params:
+        statistics={"markers": STATS["markers"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clinical",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_markers", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_markers", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        script("gene_statistics.py")
+
+
+rule gene_statistics_pam50:
+    input:
+        **STATS_INPUTS,
+        clinical=STATS_CLINICAL or [],
+    output:
+        clusters=f"{STATS_DIR}/pam50_clusters.tsv",
+        ari=f"{STATS_DIR}/pam50_clustering.tsv",
+    params:
+        statistics={"pam50": STATS["pam50"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clustering",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_pam50", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_pam50", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        script("gene_statistics.py")
+
+
+rule gene_statistics_er_models:
+    input:
+        **STATS_INPUTS,
+        clinical=STATS_CLINICAL or [],
+        selected=f"{STATS_DIR}/selected_genes.tsv",
+    output:
+        models=f"{STATS_DIR}/er_models.tsv",
+        summary=f"{STATS_DIR}/er_summary.tsv",
+    params:
+        statistics={"er_models": STATS["er_models"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.er_models",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_er_models", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_er_models", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        script("gene_statistics.py")
+
+
+def _statistics_figure_inputs(wildcards):
+    files = {key: path.format(encoder=wildcards.encoder) for key, path in STATS_INPUTS.items()}
+    base = STATS_DIR.format(encoder=wildcards.encoder)
+    files.update(validation=f"{base}/validation.tsv", test=f"{base}/test.tsv")
+    if STATS_CLINICAL:
+        files.update(clinical=STATS_CLINICAL, proliferation_scores=f"{base}/proliferation_scores.tsv",
+                     proliferation=f"{base}/proliferation.tsv", pam50_clusters=f"{base}/pam50_clusters.tsv")
+    return files
+
+
+_STATS_FIGURES = {
+    "histograms": ("validation_histograms.png", "statistics_validation_histograms.rst"),
+    "top_validation": ("top_genes_validation.png", "statistics_top_genes.rst"),
+    "top_test": ("top_genes_test.png", "statistics_top_genes.rst"),
+    "top_external": ("top_genes_external.png", "statistics_top_genes.rst"),
+}
+if STATS_CLINICAL:
+    _STATS_FIGURES.update({
+        "proliferation_figure": ("proliferation.png", "statistics_proliferation.rst"),
+        "markers_figure": ("markers.png", "statistics_markers.rst"),
+        "pam50_figure": ("pam50_heatmaps.png", "statistics_pam50.rst"),
+    })
+
+
+rule gene_statistics_figures:
+    input:
+        unpack(_statistics_figure_inputs),
+    output:
+        **{key: report(f"{STATS_DIR}/figures/{name}", caption=f"../report/{caption}", category="Gene statistics",
+                       labels={"figure": key, "encoder": "{encoder}"})
+           for key, (name, caption) in _STATS_FIGURES.items()},
+    params:
+        statistics=STATS,
+        code_version=code_version("stats", "figures", "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_figures", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_figures", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        script("gene_statistics.py")
+
+
+def gene_statistics_targets(encoder=None):
+    base = STATS_DIR.format(encoder=encoder or ENCODER)
+    names = ["validation.tsv", "selected_genes.tsv", "test.tsv", "external.tsv"]
+    if STATS_CLINICAL:
+        names += ["proliferation_scores.tsv", "proliferation.tsv", "proliferation_genes.tsv",
+                  "markers_summary.tsv", "markers_tests.tsv", "pam50_clusters.tsv", "pam50_clustering.tsv",
+                  "er_models.tsv", "er_summary.tsv"]
+    names += [f"figures/{name}" for name, _ in _STATS_FIGURES.values()]
+    return [f"{base}/{name}" for name in names]

@@ -1,5 +1,178 @@
-# Stage: heterogeneity. Placeholder until the stage lands; defines heterogeneity_targets().
+# Stage: heterogeneity (Levy-Jurgenson et al. 2020). Per-trait binary tile classifiers on
+# frozen tile features, tensor molecular cartographies, the heterogeneity index HTI and
+# its link to survival. See docs/heterogeneity.md.
+
+import re as _het_re
+
+from emo.errors import ConfigError as _HetConfigError
+
+HET = config.get("heterogeneity", {}) or {}
+SURV = config.get("survival", {}) or {}
+HET_DIR = f"results/heterogeneity/{ENCODER}"
+
+
+def heterogeneity_traits():
+    """Configured traits; null takes demo.heterogeneity_traits when the demo is enabled."""
+    traits = HET.get("traits")
+    if traits is None:
+        demo = config.get("demo", {}) or {}
+        traits = demo.get("heterogeneity_traits") if demo.get("enabled") else None
+    if not traits:
+        raise _HetConfigError(
+            "config heterogeneity.traits: no traits given; list two or more genes of the expression matrix "
+            "(e.g. [MKI67, FOXA1]) or set heterogeneity.enabled: false")
+    traits = [str(t) for t in traits]
+    if len(set(traits)) != len(traits) or len(traits) < 2:
+        raise _HetConfigError(f"config heterogeneity.traits: {traits} must hold at least two distinct genes")
+    if HET.get("ensemble_size", 3) > HET.get("rounds", 5):
+        raise _HetConfigError("config heterogeneity.ensemble_size must not exceed heterogeneity.rounds")
+    source = (HET.get("continuous", {}) or {}).get("source", "predictions")
+    tile_genes = (config.get("predictions", {}) or {}).get("tile_genes", "all")
+    if source == "predictions" and isinstance(tile_genes, list):
+        missing = [t for t in traits if t not in tile_genes]
+        if missing:
+            raise _HetConfigError(
+                f"config heterogeneity.continuous.source is 'predictions' but predictions.tile_genes lacks "
+                f"{missing}; add them there or set heterogeneity.continuous.source: classifier")
+    return traits
+
+
+def _het_enabled():
+    return bool(HET.get("enabled", True))
+
+
+HET_TRAITS = heterogeneity_traits() if _het_enabled() else []
+HET_DEVICE = HET.get("device", "cpu")
+HET_GPU = {"gpu": 1} if HET_DEVICE == "cuda" else {}
+
+
+wildcard_constraints:
+    trait="|".join(_het_re.escape(t) for t in HET_TRAITS) or "NO_TRAIT",
+
+
+def _het_trait_out(name):
+    return f"{HET_DIR}/traits/{{trait}}/{name}"
+
+
+rule heterogeneity_splits:
+    output:
+        "results/heterogeneity/splits.tsv",
+    input:
+        splits="results/splits/patients.tsv" if HET.get("test_set", "random") == "splits" else [],
+    params:
+        patients=sorted(set(SAMPLES["patient"])),
+        config=HET,
+        code_version=code_version("trait_classifiers", "io", "provenance"),
+    log:
+        log_path("heterogeneity_splits"),
+    benchmark:
+        benchmark_path("heterogeneity_splits")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        script("heterogeneity_splits.py")
+
+
+rule heterogeneity_train:
+    output:
+        auc=_het_trait_out("auc.tsv"),
+        slides=_het_trait_out("slides.tsv"),
+        rounds=_het_trait_out("rounds.tsv"),
+        tiles=_het_trait_out("tiles.h5"),
+        models=_het_trait_out("models.pt"),
+    input:
+        features=expand("results/features/{encoder}/{sample}.h5", encoder=ENCODER, sample=SAMPLE_NAMES),
+        expression="results/expression/prepared.h5",
+        splits="results/heterogeneity/splits.tsv",
+    params:
+        samples=SAMPLE_NAMES,
+        patients=[SAMPLES.loc[s, "patient"] for s in SAMPLE_NAMES],
+        config=HET,
+        device=HET_DEVICE,
+        code_version=code_version("trait_classifiers", "io", "provenance"),
+    log:
+        log_path("heterogeneity_train", "trait"),
+    benchmark:
+        benchmark_path("heterogeneity_train", "trait")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, input: 4000 + 2 * len(input.features),
+        runtime=120,
+        **HET_GPU,
+    script:
+        script("heterogeneity_train.py")
+
+
+rule heterogeneity_hti:
+    output:
+        table=f"{HET_DIR}/hti.tsv",
+        cartographies=f"{HET_DIR}/cartographies.h5",
+        figure=report(f"{HET_DIR}/heterogeneity_maps.png", caption="../report/heterogeneity_maps.rst",
+                      category="Heterogeneity"),
+    input:
+        tiles=expand(f"{HET_DIR}/traits/{{trait}}/tiles.h5", trait=HET_TRAITS),
+        slides=expand(f"{HET_DIR}/traits/{{trait}}/slides.tsv", trait=HET_TRAITS),
+        predictions=expand("results/predictions/{encoder}/slides/{sample}.h5", encoder=ENCODER,
+                           sample=SAMPLE_NAMES)
+        if (HET.get("continuous", {}) or {}).get("source", "predictions") == "predictions" else [],
+    params:
+        traits=HET_TRAITS,
+        samples=SAMPLE_NAMES,
+        config=HET,
+        code_version=code_version("heterogeneity", "io", "provenance"),
+    log:
+        log_path("heterogeneity_hti"),
+    benchmark:
+        benchmark_path("heterogeneity_hti")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        script("heterogeneity_hti.py")
+
+
+rule heterogeneity_survival:
+    output:
+        patients=f"{HET_DIR}/survival/patients.tsv",
+        km=f"{HET_DIR}/survival/km.tsv",
+        logrank=f"{HET_DIR}/survival/logrank.tsv",
+        cox=f"{HET_DIR}/survival/cox.tsv",
+        figure=report(f"{HET_DIR}/survival/km.png", caption="../report/heterogeneity_km.rst",
+                      category="Heterogeneity"),
+    input:
+        hti=f"{HET_DIR}/hti.tsv",
+        clinical=config.get("clinical", "clinical.tsv"),
+    params:
+        config=SURV,
+        code_version=code_version("survival", "io", "provenance"),
+    log:
+        log_path("heterogeneity_survival"),
+    benchmark:
+        benchmark_path("heterogeneity_survival")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        script("heterogeneity_survival.py")
 
 
 def heterogeneity_targets():
-    return []
+    if not _het_enabled():
+        return []
+    targets = [f"{HET_DIR}/hti.tsv", f"{HET_DIR}/heterogeneity_maps.png"]
+    targets += expand(f"{HET_DIR}/traits/{{trait}}/auc.tsv", trait=HET_TRAITS)
+    if SURV.get("enabled", True):
+        targets += [f"{HET_DIR}/survival/cox.tsv", f"{HET_DIR}/survival/logrank.tsv", f"{HET_DIR}/survival/km.png"]
+    return targets

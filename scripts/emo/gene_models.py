@@ -1,0 +1,463 @@
+"""Per-gene expression models on tile features, trained a chunk of genes at a time.
+
+EMO (Wang et al. 2021) trains one CNN per gene: every tile of a training slide is a
+sample whose target is its patient's RNA-seq value; MSE loss; Adam; 150 steps of 32
+tiles per epoch; the tune loss is evaluated every epoch; early stopping (min_delta
+0.003, patience 80, at most 500 epochs); the epoch with the lowest tune loss is kept.
+
+Here the encoder is frozen (features from ``results/features``) and each gene gets a
+small head (``linear`` or a one-hidden-layer ``mlp``). A chunk of G genes is trained in
+ONE computation that is mathematically the same as G separate runs:
+
+* parameters are stacked with the gene as leading dimension and used through
+  matmul/einsum, so gene g's prediction only involves gene g's parameters;
+* the loss is the SUM over active genes of each gene's batch MSE, so the gradient of
+  gene g's parameters is exactly the gradient of its own loss;
+* Adam is elementwise, so one stacked Adam state is G independent Adam states;
+* early stopping is tracked per gene; a stopped gene's parameter updates are masked
+  (frozen) and its best-epoch weights are kept;
+* minibatch indices come from a seeded sampler that does not depend on the genes, and
+  each gene's initial weights from a generator seeded by the gene name, so a run
+  with one gene sees the same batches and starts from the same weights.
+
+Features are standardised with the training tile pool's mean/sd; targets per gene
+with the training patients' mean/sd (losses are therefore in units of the gene's
+training variance). Predictions are transformed back to the expression scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ConfigError, InputTableError
+
+log = logging.getLogger("emo")
+FORMAT = "emo.gene_models/1"
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training hyper-parameters (config section ``gene_models``)."""
+
+    head: str = "linear"                # linear | mlp
+    hidden: int = 32                    # mlp hidden units
+    learning_rate: float = 1e-3         # EMO: 1e-6 (fine-tuning a whole Inception V3)
+    weight_decay: float = 0.0           # L2 added to the gradient (Adam, not AdamW)
+    batch_size: int = 32                # EMO: 32
+    steps_per_epoch: int = 150          # EMO: 150
+    max_epochs: int = 500               # EMO: 500
+    patience: int = 80                  # EMO: 80
+    min_delta: float = 0.003            # EMO: 0.003
+    max_tiles_per_slide: int = 256      # training tile pool cap per slide (seeded)
+    tune_tiles_per_slide: int = 64      # tune tiles per slide used for the tune loss (seeded)
+    seed: int = 0
+    device: str = "auto"                # auto | cpu | cuda
+    dtype: str = "float32"              # float32 | float64
+    eval_batch: int = 8192              # tiles per block when evaluating
+
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in (section or {}).items() if k in names}
+        cfg = cls(**values)
+        if cfg.head not in ("linear", "mlp"):
+            raise ConfigError(f"config key 'gene_models.head': {cfg.head!r} is not 'linear' or 'mlp'")
+        if cfg.dtype not in ("float32", "float64"):
+            raise ConfigError(f"config key 'gene_models.dtype': {cfg.dtype!r} is not 'float32' or 'float64'")
+        return cfg
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'gene_models.device' is 'cuda' but no CUDA device is available to this job; "
+                          "use 'auto' or 'cpu', or request a GPU (resources: gpu=1)")
+    return torch.device(name)
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+# ---------------------------------------------------------------------- tile pools
+@dataclasses.dataclass
+class TilePool:
+    features: np.ndarray          # (N, D) float32, raw encoder features
+    patient_index: np.ndarray     # (N,) int64 index into ``patients``
+    patients: list[str]
+    samples: list[str]
+    tiles_per_sample: list[int]
+
+
+def select_tiles(n_tiles: int, cap: int | None, seed: int, sample: str) -> np.ndarray:
+    """Sorted indices of at most ``cap`` tiles of a slide; seeded by the sample name
+    only, so the choice does not depend on other slides."""
+    if cap is None or n_tiles <= cap:
+        return np.arange(n_tiles)
+    rng = np.random.default_rng([int(seed), _stable_int(sample)])
+    return np.sort(rng.choice(n_tiles, size=int(cap), replace=False))
+
+
+def load_tile_pool(feature_paths: Mapping[str, str], sample_patient: Mapping[str, str], cap: int | None,
+                   seed: int) -> TilePool:
+    """Concatenate (capped) tile features of the given samples, slide by slide, into
+    one preallocated array (memory: sum of capped tiles x D x 4 bytes)."""
+    samples = sorted(feature_paths)
+    counts, dim = [], None
+    for sample in samples:
+        with h5py.File(feature_paths[sample], "r") as h5:
+            n, d = h5["features"].shape
+        if dim is None:
+            dim = d
+        elif d != dim:
+            raise InputTableError(f"feature store {feature_paths[sample]} (slide {sample!r}) has {d}-d features, "
+                                  f"others have {dim}; all stores must come from the same encoder")
+        if n == 0:
+            raise InputTableError(f"feature store {feature_paths[sample]} (slide {sample!r}) has no tiles; check "
+                                  "its tile store / tiling QC thresholds or remove the slide from the sample sheet")
+        counts.append(min(n, cap) if cap else n)
+    total = int(sum(counts))
+    features = np.empty((total, dim or 0), dtype=np.float32)
+    patients = sorted({sample_patient[s] for s in samples})
+    p_index = {p: i for i, p in enumerate(patients)}
+    patient_index = np.empty(total, dtype=np.int64)
+    row = 0
+    for sample, count in zip(samples, counts):
+        with h5py.File(feature_paths[sample], "r") as h5:
+            data = h5["features"]
+            idx = select_tiles(data.shape[0], cap, seed, sample)
+            block = data[:] if len(idx) == data.shape[0] else data[:][idx]
+        if not np.isfinite(block).all():
+            raise InputTableError(f"feature store {feature_paths[sample]} (slide {sample!r}) contains NaN/inf "
+                                  "features; recompute it")
+        features[row:row + count] = block
+        patient_index[row:row + count] = p_index[sample_patient[sample]]
+        row += count
+    return TilePool(features, patient_index, patients, samples, counts)
+
+
+def standardiser(features: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd (ddof=0) over rows in float64, blockwise; sd < 1e-6 -> 1."""
+    total = np.zeros(features.shape[1])
+    total_sq = np.zeros(features.shape[1])
+    for start in range(0, features.shape[0], block):
+        x = features[start:start + block].astype(np.float64)
+        total += x.sum(0)
+        total_sq += (x * x).sum(0)
+    n = max(features.shape[0], 1)
+    mean = total / n
+    sd = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
+    sd[sd < 1e-6] = 1.0
+    return mean, sd
+
+
+# ------------------------------------------------------------------------- heads
+def init_params(genes: Sequence[str], dim: int, cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """Per-gene initial parameters, each from a generator seeded by (seed, gene)."""
+    g = len(genes)
+    if cfg.head == "linear":
+        # Zero start = the training-mean predictor for standardised targets.
+        return {"W": np.zeros((g, dim)), "b": np.zeros(g)}
+    h = int(cfg.hidden)
+    w1 = np.empty((g, dim, h))
+    w2 = np.empty((g, h))
+    for i, gene in enumerate(genes):
+        rng = np.random.default_rng([int(cfg.seed), 2, _stable_int(gene)])
+        w1[i] = rng.uniform(-1, 1, size=(dim, h)) / math.sqrt(dim)
+        w2[i] = rng.uniform(-1, 1, size=h) / math.sqrt(h)
+    return {"W1": w1, "b1": np.zeros((g, h)), "W2": w2, "b2": np.zeros(g)}
+
+
+def forward(params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """(B, D) standardised features -> (B, G) standardised predictions."""
+    if "W" in params:
+        return x @ params["W"].T + params["b"]
+    hidden = torch.relu(torch.einsum("bd,gdh->bgh", x, params["W1"]) + params["b1"])
+    return torch.einsum("bgh,gh->bg", hidden, params["W2"]) + params["b2"]
+
+
+class MaskedAdam:
+    """Adam (Kingma & Ba; torch.optim.Adam's update) on stacked per-gene tensors whose
+    leading dimension is the gene; genes with ``active == False`` are not updated."""
+
+    def __init__(self, params: Mapping[str, torch.Tensor], lr: float, weight_decay: float = 0.0,
+                 betas: tuple[float, float] = ADAM_BETAS, eps: float = ADAM_EPS):
+        self.params = params
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.m = {k: torch.zeros_like(p) for k, p in params.items()}
+        self.v = {k: torch.zeros_like(p) for k, p in params.items()}
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        bc1 = 1 - b1 ** self.t
+        bc2_sqrt = math.sqrt(1 - b2 ** self.t)
+        for name, p in self.params.items():
+            grad = p.grad
+            if self.weight_decay:
+                grad = grad.add(p, alpha=self.weight_decay)
+            m, v = self.m[name], self.v[name]
+            m.mul_(b1).add_(grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            update = m / denom
+            if active is not None:
+                update.mul_(active.view((-1,) + (1,) * (p.dim() - 1)))
+            p.sub_(update, alpha=self.lr / bc1)
+            p.grad = None
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Per-gene Keras-style early stopping (monitor = tune loss, mode = min).
+
+    An epoch is an improvement when its loss < reference - min_delta; the reference is
+    the loss of the last improvement; ``wait`` counts epochs since then and training of
+    a gene stops when ``wait >= patience``. Independently the weights of the epoch with
+    the lowest tune loss are kept (EMO: "the model with the lowest loss recorded on the
+    tuning set")."""
+
+    n_genes: int
+    min_delta: float
+    patience: int
+
+    def __post_init__(self):
+        self.reference = np.full(self.n_genes, np.inf)
+        self.best_loss = np.full(self.n_genes, np.inf)
+        self.best_epoch = np.zeros(self.n_genes, dtype=np.int64)
+        self.wait = np.zeros(self.n_genes, dtype=np.int64)
+        self.active = np.ones(self.n_genes, dtype=bool)
+        self.epochs_run = np.zeros(self.n_genes, dtype=np.int64)
+        self.stopped_early = np.zeros(self.n_genes, dtype=bool)
+
+    def update(self, epoch: int, loss: np.ndarray) -> np.ndarray:
+        """Record epoch ``epoch`` (1-based) for the active genes; returns the mask of
+        genes whose best weights must be saved now."""
+        act = self.active
+        improved_best = act & (loss < self.best_loss)
+        self.best_loss[improved_best] = loss[improved_best]
+        self.best_epoch[improved_best] = epoch
+        significant = act & (loss < self.reference - self.min_delta)
+        self.reference[significant] = loss[significant]
+        self.wait[significant] = 0
+        self.wait[act & ~significant] += 1
+        self.epochs_run[act] = epoch
+        stop = act & (self.wait >= self.patience)
+        self.stopped_early[stop] = True
+        self.active = act & ~stop
+        return improved_best
+
+
+# ----------------------------------------------------------------------- training
+def epoch_batches(n_tiles: int, cfg: TrainConfig, epoch: int) -> np.ndarray:
+    """(steps, batch) tile indices of an epoch: uniform with replacement from the pool,
+    seeded by (seed, epoch) only -- the same for every gene and chunk."""
+    rng = np.random.default_rng([int(cfg.seed), 1, int(epoch)])
+    return rng.integers(0, n_tiles, size=(cfg.steps_per_epoch, cfg.batch_size))
+
+
+def _tune_loss(params, x_tune, t_tune, tile_patient_tune, eval_batch) -> torch.Tensor:
+    total = None
+    with torch.no_grad():
+        for start in range(0, x_tune.shape[0], eval_batch):
+            xb = x_tune[start:start + eval_batch]
+            err = forward(params, xb) - t_tune[tile_patient_tune[start:start + eval_batch]]
+            part = (err * err).sum(0)
+            total = part if total is None else total + part
+    return total / x_tune.shape[0]
+
+
+def train_heads(x_train: np.ndarray, targets_train: np.ndarray, tile_patient_train: np.ndarray,
+                x_tune: np.ndarray, targets_tune: np.ndarray, tile_patient_tune: np.ndarray,
+                genes: Sequence[str], cfg: TrainConfig) -> dict:
+    """Train one head per gene (batched). Inputs are already standardised.
+
+    ``targets_*``: (patients, G); ``tile_patient_*``: (tiles,) row into targets.
+    Returns numpy arrays: ``params`` (best epoch), ``best_epoch``, ``best_tune_loss``,
+    ``epochs_run``, ``stopped_early``, ``train_curve`` and ``tune_curve`` (G, epochs).
+    """
+    device = resolve_device(cfg.device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    n_genes = len(genes)
+    to = dict(device=device, dtype=dtype)
+    xt = torch.as_tensor(x_train).to(**to)
+    yt = torch.as_tensor(targets_train).to(**to)
+    pt = torch.as_tensor(tile_patient_train, device=device)
+    xv = torch.as_tensor(x_tune).to(**to)
+    yv = torch.as_tensor(targets_tune).to(**to)
+    pv = torch.as_tensor(tile_patient_tune, device=device)
+    params = {k: torch.as_tensor(v).to(**to).requires_grad_(True)
+              for k, v in init_params(genes, xt.shape[1], cfg).items()}
+    best = {k: p.detach().clone() for k, p in params.items()}
+    optimiser = MaskedAdam(params, cfg.learning_rate, cfg.weight_decay)
+    stopper = EarlyStopping(n_genes, cfg.min_delta, cfg.patience)
+    train_curve = np.full((n_genes, cfg.max_epochs), np.nan)
+    tune_curve = np.full((n_genes, cfg.max_epochs), np.nan)
+    for epoch in range(1, cfg.max_epochs + 1):
+        if not stopper.active.any():
+            break
+        all_active = bool(stopper.active.all())
+        active = torch.as_tensor(stopper.active, device=device, dtype=dtype)
+        batches = torch.as_tensor(epoch_batches(xt.shape[0], cfg, epoch), device=device)
+        running = torch.zeros(n_genes, **to)
+        for step in range(batches.shape[0]):
+            idx = batches[step]
+            err = forward(params, xt[idx]) - yt[pt[idx]]
+            per_gene = (err * err).mean(0)
+            loss = per_gene.sum() if all_active else (per_gene * active).sum()
+            loss.backward()
+            optimiser.step(None if all_active else active)
+            running += per_gene.detach()
+        tune = _tune_loss(params, xv, yv, pv, cfg.eval_batch).cpu().numpy().astype(np.float64)
+        was_active = stopper.active.copy()
+        train_curve[was_active, epoch - 1] = (running / batches.shape[0]).cpu().numpy()[was_active]
+        tune_curve[was_active, epoch - 1] = tune[was_active]
+        save = stopper.update(epoch, tune)
+        if save.any():
+            sel = torch.as_tensor(save, device=device)
+            with torch.no_grad():
+                for k, p in params.items():
+                    best[k][sel] = p[sel]
+        if epoch % 10 == 0 or not stopper.active.any():
+            log.info("epoch %d: %d/%d genes active, median tune loss %.4f", epoch, int(stopper.active.sum()),
+                     n_genes, float(np.median(tune)))
+    last = int(stopper.epochs_run.max()) if n_genes else 0
+    return {
+        "params": {k: v.cpu().numpy() for k, v in best.items()},
+        "best_epoch": stopper.best_epoch, "best_tune_loss": stopper.best_loss,
+        "epochs_run": stopper.epochs_run, "stopped_early": stopper.stopped_early,
+        "train_curve": train_curve[:, :last], "tune_curve": tune_curve[:, :last],
+    }
+
+
+def predict_standardised(params: Mapping[str, np.ndarray], x: np.ndarray, dtype=torch.float32,
+                         block: int = 8192) -> np.ndarray:
+    p = {k: torch.as_tensor(v).to(dtype) for k, v in params.items()}
+    out = []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], block):
+            out.append(forward(p, torch.as_tensor(x[start:start + block]).to(dtype)).numpy())
+    n_genes = next(iter(params.values())).shape[0]
+    return np.concatenate(out, 0) if out else np.zeros((0, n_genes), dtype=np.float32)
+
+
+# ------------------------------------------------------------------ chunk training
+def patient_targets(values: np.ndarray, store_patients: Sequence[str], patients: Sequence[str]) -> np.ndarray:
+    row = {p: i for i, p in enumerate(store_patients)}
+    missing = [p for p in patients if p not in row]
+    if missing:
+        raise InputTableError(f"patient(s) {missing[:5]} have slides in the training/tune split but no expression "
+                              "in results/expression/training.h5; check the expression matrices")
+    return values[[row[p] for p in patients]]
+
+
+def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mapping[str, str],
+                tune_features: Mapping[str, str], sample_patient: Mapping[str, str], cfg: TrainConfig) -> dict:
+    """Train the given genes (all must be in ``expression['genes']``) on tile pools.
+
+    ``expression``: dict with ``values`` (patients x genes), ``patients``, ``genes``
+    (the training store). ``*_features``: sample -> feature store path.
+    Returns the state saved in ``chunk_{k}.pt``.
+    """
+    genes = list(genes)
+    col = {g: i for i, g in enumerate(expression["genes"])}
+    gene_idx = [col[g] for g in genes]
+    values = np.asarray(expression["values"], dtype=np.float64)[:, gene_idx]
+    if not train_features:
+        raise InputTableError("no training slides: the train split of the sample sheet is empty")
+    if not tune_features:
+        raise InputTableError("no tune slides: the tune split is empty; early stopping needs tune patients "
+                              "(raise splits.proportions.tune or set split=tune in the sample sheet)")
+    train_pool = load_tile_pool(train_features, sample_patient, cfg.max_tiles_per_slide, cfg.seed)
+    tune_pool = load_tile_pool(tune_features, sample_patient, cfg.tune_tiles_per_slide, cfg.seed)
+    log.info("training pool: %d tiles from %d slides (%d patients); tune pool: %d tiles from %d slides",
+             train_pool.features.shape[0], len(train_pool.samples), len(train_pool.patients),
+             tune_pool.features.shape[0], len(tune_pool.samples))
+    f_mean, f_sd = standardiser(train_pool.features)
+    y_train = patient_targets(values, expression["patients"], train_pool.patients)
+    y_tune = patient_targets(values, expression["patients"], tune_pool.patients)
+    t_mean = y_train.mean(0)
+    t_sd = y_train.std(0, ddof=0)
+    t_sd[t_sd < 1e-8] = 1.0
+    x_train = ((train_pool.features - f_mean) / f_sd).astype(np.float32)
+    x_tune = ((tune_pool.features - f_mean) / f_sd).astype(np.float32)
+    del train_pool.features, tune_pool.features
+    result = train_heads(x_train, (y_train - t_mean) / t_sd, train_pool.patient_index,
+                         x_tune, (y_tune - t_mean) / t_sd, tune_pool.patient_index, genes, cfg)
+    return {
+        "format": FORMAT, "genes": genes, "head": cfg.head, "config": dataclasses.asdict(cfg),
+        "params": {k: torch.as_tensor(v, dtype=torch.float32) for k, v in result["params"].items()},
+        "feature_mean": torch.as_tensor(f_mean), "feature_sd": torch.as_tensor(f_sd),
+        "target_mean": torch.as_tensor(t_mean), "target_sd": torch.as_tensor(t_sd),
+        "best_epoch": torch.as_tensor(result["best_epoch"]),
+        "best_tune_loss": torch.as_tensor(result["best_tune_loss"]),
+        "epochs_run": torch.as_tensor(result["epochs_run"]),
+        "stopped_early": torch.as_tensor(result["stopped_early"]),
+        "train_curve": torch.as_tensor(result["train_curve"]), "tune_curve": torch.as_tensor(result["tune_curve"]),
+        "train_samples": train_pool.samples, "tune_samples": tune_pool.samples,
+    }
+
+
+def empty_state(cfg: TrainConfig) -> dict:
+    """State of a chunk none of whose genes passed the variance filter."""
+    return {"format": FORMAT, "genes": [], "head": cfg.head, "config": dataclasses.asdict(cfg), "params": {},
+            "feature_mean": torch.zeros(0), "feature_sd": torch.zeros(0), "target_mean": torch.zeros(0),
+            "target_sd": torch.zeros(0), "best_epoch": torch.zeros(0, dtype=torch.int64),
+            "best_tune_loss": torch.zeros(0, dtype=torch.float64), "epochs_run": torch.zeros(0, dtype=torch.int64),
+            "stopped_early": torch.zeros(0, dtype=torch.bool), "train_curve": torch.zeros((0, 0)),
+            "tune_curve": torch.zeros((0, 0)), "train_samples": [], "tune_samples": []}
+
+
+def summary_table(state: Mapping) -> pd.DataFrame:
+    return pd.DataFrame({
+        "gene": list(state["genes"]),
+        "best_epoch": np.asarray(state["best_epoch"], dtype=np.int64),
+        "best_tune_loss": np.asarray(state["best_tune_loss"], dtype=np.float64),
+        "epochs_run": np.asarray(state["epochs_run"], dtype=np.int64),
+        "stopped_early": np.asarray(state["stopped_early"], dtype=bool),
+    }, columns=["gene", "best_epoch", "best_tune_loss", "epochs_run", "stopped_early"])
+
+
+def save_state(state: Mapping, path: str | Path) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_state(path: str | Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("format") != FORMAT:
+        raise InputTableError(f"{path} is not an emo gene-model chunk (format {state.get('format')!r}); "
+                              "delete it and rerun")
+    return state
+
+
+def predict_features(state: Mapping, features: np.ndarray) -> np.ndarray:
+    """Raw (N, D) features -> (N, G) predictions on the expression scale."""
+    if not state["genes"]:
+        return np.zeros((features.shape[0], 0), dtype=np.float32)
+    mean = np.asarray(state["feature_mean"], dtype=np.float64)
+    sd = np.asarray(state["feature_sd"], dtype=np.float64)
+    if features.shape[1] != mean.shape[0]:
+        raise InputTableError(f"features have {features.shape[1]} dimensions but the gene models were trained on "
+                              f"{mean.shape[0]}; use feature stores from the same encoder")
+    x = ((features - mean) / sd).astype(np.float32)
+    params = {k: np.asarray(v) for k, v in state["params"].items()}
+    z = predict_standardised(params, x).astype(np.float64)
+    return (z * np.asarray(state["target_sd"]) + np.asarray(state["target_mean"])).astype(np.float32)

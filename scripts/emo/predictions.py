@@ -1,0 +1,126 @@
+"""Slide and patient predictions from the per-gene models (EMO: patient prediction =
+mean of the tile predictions of the slide; here also averaged over a patient's slides).
+
+``predict_slide`` streams the chunk models one at a time over one slide's features
+(memory: one chunk's parameters + the slide's tiles x genes of that chunk), and also
+stores the ridge baseline's prediction from the slide-mean feature vector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from . import gene_models, ridge
+from .errors import ConfigError, InputTableError
+from .io import atomic_path
+
+STR = h5py.string_dtype("utf-8")
+
+
+def resolve_tile_genes(setting, genes: Sequence[str]) -> list[str]:
+    """``all`` -> every modelled gene; a list -> those genes (those not modelled are
+    skipped, in the slide store's attrs); None/[] -> none."""
+    if setting in (None, "none"):
+        return []
+    if setting == "all":
+        return list(genes)
+    if isinstance(setting, str):
+        raise ConfigError(f"config key 'predictions.tile_genes': {setting!r} is not 'all' or a list of genes")
+    modelled = set(genes)
+    return [g for g in genes if g in set(setting) and g in modelled]
+
+
+def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path], ridge_path: str | Path | None,
+                  out_path: str | Path, tile_genes_setting, attrs: Mapping[str, str]) -> None:
+    with h5py.File(feature_path, "r") as h5:
+        features = h5["features"][:]
+        coords = h5["coords"][:]
+        coord_attrs = dict(h5["coords"].attrs)
+        sample = str(h5.attrs.get("sample", Path(feature_path).stem))
+    if features.shape[0] == 0:
+        raise InputTableError(f"feature store {feature_path} (slide {sample!r}) has no tiles; the slide cannot be "
+                              "predicted (check tiling QC) or remove it from the sample sheet")
+    genes: list[str] = []
+    slide_mean: list[np.ndarray] = []
+    tile_blocks: list[np.ndarray] = []
+    tile_gene_names: list[str] = []
+    # Tile genes are resolved against each chunk's genes (chunks are disjoint).
+    for path in sorted(map(str, model_paths)):
+        state = gene_models.load_state(path)
+        if not state["genes"]:
+            continue
+        pred = gene_models.predict_features(state, features)          # (N, G_chunk)
+        genes += list(state["genes"])
+        slide_mean.append(pred.astype(np.float64).mean(0))
+        wanted = resolve_tile_genes(tile_genes_setting, state["genes"])
+        if wanted:
+            index = {g: i for i, g in enumerate(state["genes"])}
+            tile_blocks.append(pred[:, [index[g] for g in wanted]])
+            tile_gene_names += wanted
+    order = np.argsort(np.asarray(genes, dtype=object), kind="stable")
+    genes = [genes[i] for i in order]
+    means = np.concatenate(slide_mean)[order] if slide_mean else np.zeros(0)
+    tiles = np.concatenate(tile_blocks, 1) if tile_blocks else np.zeros((features.shape[0], 0), np.float32)
+    t_order = np.argsort(np.asarray(tile_gene_names, dtype=object), kind="stable")
+    tiles = tiles[:, t_order]
+    tile_gene_names = [tile_gene_names[i] for i in t_order]
+    with atomic_path(out_path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("genes", data=np.asarray(genes, dtype=object), dtype=STR)
+            h5.create_dataset("slide_mean", data=means.astype(np.float32))
+            grp = h5.create_group("tiles")
+            grp.create_dataset("genes", data=np.asarray(tile_gene_names, dtype=object), dtype=STR)
+            grp.create_dataset("values", data=tiles.astype(np.float32),
+                               chunks=(min(max(tiles.shape[0], 1), 1024), max(min(tiles.shape[1], 256), 1))
+                               if tiles.size else None, compression="gzip" if tiles.size else None)
+            dset = h5.create_dataset("coords", data=coords)
+            for key, value in coord_attrs.items():
+                dset.attrs[key] = value
+            if ridge_path is not None:
+                model = ridge.load(ridge_path)
+                mean_features = features.astype(np.float64).mean(0)
+                rgrp = h5.create_group("ridge")
+                rgrp.create_dataset("genes", data=np.asarray(model["genes"], dtype=object), dtype=STR)
+                rgrp.create_dataset("slide_mean", data=ridge.predict(model, mean_features).astype(np.float32))
+            h5.attrs["sample"] = sample
+            h5.attrs["n_tiles"] = int(features.shape[0])
+            h5.attrs["tile_genes_setting"] = json.dumps(tile_genes_setting)
+            for key, value in attrs.items():
+                h5.attrs[key] = value
+
+
+def read_slide(path: str | Path, group: str = "") -> tuple[list[str], np.ndarray]:
+    prefix = f"{group}/" if group else ""
+    with h5py.File(path, "r") as h5:
+        return [g.decode() for g in h5[prefix + "genes"][:]], h5[prefix + "slide_mean"][:]
+
+
+def aggregate_patients(slide_paths: Mapping[str, str | Path], sample_patient: Mapping[str, str],
+                       group: str = "") -> pd.DataFrame:
+    """Patient x gene table: mean of the slide means of each patient's slides, rows
+    sorted by patient, columns sorted by gene (first column ``patient``)."""
+    genes_ref: list[str] | None = None
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for sample in sorted(slide_paths):
+        genes, values = read_slide(slide_paths[sample], group)
+        if genes_ref is None:
+            genes_ref = genes
+        elif genes != genes_ref:
+            raise InputTableError(f"prediction store {slide_paths[sample]} (slide {sample!r}) has different genes "
+                                  "from the other slides; it was made with other models: delete it and rerun")
+        patient = sample_patient[sample]
+        sums[patient] = sums.get(patient, 0.0) + values.astype(np.float64)
+        counts[patient] = counts.get(patient, 0) + 1
+    patients = sorted(sums)
+    genes_ref = genes_ref or []
+    matrix = np.stack([sums[p] / counts[p] for p in patients]) if patients else np.zeros((0, len(genes_ref)))
+    table = pd.DataFrame(matrix, columns=genes_ref)
+    table.insert(0, "patient", patients)
+    return table

@@ -1,0 +1,237 @@
+"""Survival by tumour heterogeneity (Levy-Jurgenson et al. 2020): Kaplan-Meier curves and
+the log-rank test for high vs low HTI groups, and a Cox proportional-hazards model with
+HTI as a continuous covariate plus clinical covariates. All fits use lifelines; the
+tests check them against R's ``survival`` package.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputTableError
+
+log = logging.getLogger("emo")
+
+HIGH, LOW = "high", "low"
+BINARY_CODES = {"positive": 1.0, "negative": 0.0, "pos": 1.0, "neg": 0.0, "1": 1.0, "0": 0.0,
+                "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+def hti_groups(hti: pd.Series, high_threshold: float = 0.5, low_threshold: float | None = None) -> pd.Series:
+    """``high`` when HTI > high_threshold, ``low`` when HTI <= low_threshold (defaults to
+    high_threshold, the paper's breast split); values in between get NaN (paper's lung
+    split uses 0.7 / 0.3)."""
+    low_threshold = high_threshold if low_threshold is None else low_threshold
+    if low_threshold > high_threshold:
+        raise ValueError("survival.low_threshold must not exceed survival.high_threshold")
+    group = pd.Series(np.nan, index=hti.index, dtype=object)
+    group[hti > high_threshold] = HIGH
+    group[hti <= low_threshold] = LOW
+    return group
+
+
+def one_slide_per_patient(slides: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per patient, the first slide in sorted sample-name order (the paper used
+    the DX1 slide; TCGA's DX1 sorts first)."""
+    return (slides.sort_values(["patient", "sample"]).drop_duplicates("patient", keep="first")
+            .reset_index(drop=True))
+
+
+def encode_covariate(series: pd.Series) -> pd.Series:
+    """Numeric covariate: numbers as they are, positive/negative style strings as 1/0."""
+    numeric = pd.to_numeric(series, errors="coerce")
+    text = series.astype(str).str.strip().str.lower()
+    mapped = text.map(BINARY_CODES)
+    return numeric.where(numeric.notna(), mapped).astype(float)
+
+
+def prepare_covariates(data: pd.DataFrame, covariates: Sequence[str]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Encode the requested clinical covariates; drop those absent from the table, with
+    no values, or constant among the analysed patients. Returns the data with encoded
+    columns, the covariates kept and a list of 'name: reason' for the dropped ones."""
+    data = data.copy()
+    kept, dropped = [], []
+    for name in covariates:
+        if name not in data.columns:
+            dropped.append(f"{name}: absent from the clinical table")
+            continue
+        encoded = encode_covariate(data[name])
+        if encoded.notna().sum() == 0:
+            dropped.append(f"{name}: no numeric or positive/negative values")
+            continue
+        if encoded.dropna().nunique() < 2:
+            dropped.append(f"{name}: constant")
+            continue
+        data[name] = encoded
+        kept.append(name)
+    return data, kept, dropped
+
+
+def kaplan_meier(time: np.ndarray, event: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+    """KM estimate with lifelines' (log(-log), Greenwood) confidence interval at every
+    distinct time: time, at_risk, events, censored, survival, ci_lower, ci_upper."""
+    from lifelines import KaplanMeierFitter
+
+    fitter = KaplanMeierFitter(alpha=1.0 - level).fit(time, event_observed=event)
+    table = fitter.event_table
+    ci = fitter.confidence_interval_survival_function_
+    frame = pd.DataFrame({
+        "time": fitter.survival_function_.index.to_numpy(dtype=float),
+        "at_risk": table["at_risk"].to_numpy(),
+        "events": table["observed"].to_numpy(),
+        "censored": table["censored"].to_numpy(),
+        "survival": fitter.survival_function_.iloc[:, 0].to_numpy(),
+        "ci_lower": ci.iloc[:, 0].to_numpy(),
+        "ci_upper": ci.iloc[:, 1].to_numpy(),
+    })
+    return frame
+
+
+def logrank(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> dict:
+    """Two-group log-rank (Mantel) test: chi-square, df = 1, p."""
+    from lifelines.statistics import logrank_test
+
+    time, event, group = np.asarray(time, float), np.asarray(event, int), np.asarray(group)
+    levels = sorted(set(group.tolist()))
+    if len(levels) != 2:
+        return {"chisq": math.nan, "df": 1, "p": math.nan}
+    a, b = group == levels[0], group == levels[1]
+    result = logrank_test(time[a], time[b], event_observed_A=event[a], event_observed_B=event[b])
+    return {"chisq": float(result.test_statistic), "df": 1, "p": float(result.p_value)}
+
+
+def cox(data: pd.DataFrame, covariates: Sequence[str], duration: str = "survival_time",
+        event: str = "survival_event", level: float = 0.95) -> tuple[pd.DataFrame, dict]:
+    """Cox PH (Efron ties, no penalty), complete cases. Returns per-covariate rows
+    (coef, se, hazard_ratio, hr_lower, hr_upper, z, p) and model facts (n, events,
+    concordance, log_likelihood)."""
+    from lifelines import CoxPHFitter
+
+    frame = data[[duration, event, *covariates]].dropna()
+    fitter = CoxPHFitter(alpha=1.0 - level)
+    fitter.fit(frame, duration_col=duration, event_col=event, fit_options={"precision": 1e-12, "max_steps": 200})
+    summary = fitter.summary
+    rows = pd.DataFrame({
+        "covariate": list(covariates),
+        "coef": summary["coef"].to_numpy(),
+        "se": summary["se(coef)"].to_numpy(),
+        "hazard_ratio": summary["exp(coef)"].to_numpy(),
+        "hr_lower": summary[f"exp(coef) lower {round(level * 100)}%"].to_numpy(),
+        "hr_upper": summary[f"exp(coef) upper {round(level * 100)}%"].to_numpy(),
+        "z": summary["z"].to_numpy(),
+        "p": summary["p"].to_numpy(),
+    })
+    facts = {"n": len(frame), "events": int(frame[event].sum()), "concordance": float(fitter.concordance_index_),
+             "log_likelihood": float(fitter.log_likelihood_)}
+    return rows, facts
+
+
+def analysis_set(hti_table: pd.DataFrame, clinical: pd.DataFrame, hti_column: str) -> pd.DataFrame:
+    """Eligible slides (never used to train or validate any trait's classifiers), one per
+    patient, joined with the clinical table; rows without survival data are dropped."""
+    for column in ("survival_time", "survival_event"):
+        if column not in clinical.columns:
+            raise InputTableError(f"clinical table: column {column!r} is missing; survival analysis needs "
+                                  "survival_time (months) and survival_event (0/1), or set survival.enabled: false")
+    if hti_column not in hti_table.columns:
+        raise InputTableError(f"HTI table has no column {hti_column!r}; set survival.hti to 'hti' or 'hti_continuous'")
+    eligible = hti_table[hti_table["survival_eligible"].astype(bool)]
+    chosen = one_slide_per_patient(eligible)[["patient", "sample", hti_column]].rename(columns={hti_column: "hti"})
+    clinical = clinical.copy()
+    clinical["patient"] = clinical["patient"].astype(str)
+    merged = chosen.merge(clinical, on="patient", how="left")
+    merged["survival_time"] = pd.to_numeric(merged["survival_time"], errors="coerce")
+    merged["survival_event"] = pd.to_numeric(merged["survival_event"], errors="coerce")
+    merged = merged.dropna(subset=["hti", "survival_time", "survival_event"])
+    return merged.sort_values("patient").reset_index(drop=True)
+
+
+def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {HIGH: "#1f77b4", LOW: "#ff7f0e"}
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, curve in curves.items():
+        if curve.empty:
+            continue
+        t = np.concatenate([[0.0], curve["time"].to_numpy()])
+        s = np.concatenate([[1.0], curve["survival"].to_numpy()])
+        lo = np.concatenate([[1.0], curve["ci_lower"].to_numpy()])
+        hi = np.concatenate([[1.0], curve["ci_upper"].to_numpy()])
+        n = int(curve["at_risk"].iloc[0]) if len(curve) else 0
+        ax.step(t, s, where="post", color=colours.get(name), label=f"{name} HTI (n={n})")
+        ax.fill_between(t, lo, hi, step="post", color=colours.get(name), alpha=0.2, linewidth=0)
+    ax.set_xlabel("time (months)")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{title}\nlog-rank p = {p_value:.3g}" if p_value == p_value else title)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def run_survival(hti_table: pd.DataFrame, clinical: pd.DataFrame, cfg: dict, out: dict[str, str],
+                 code_version: str, inputs: Sequence[str]) -> None:
+    """Write patients, km, logrank and cox tables and the KM figure.
+
+    ``out`` keys: patients, km, logrank, cox, figure.
+    """
+    from .io import write_tsv
+    from .provenance import write_sidecar
+
+    level = float(cfg.get("ci_level", 0.95))
+    hti_column = cfg.get("hti", "hti")
+    data = analysis_set(hti_table, clinical, hti_column)
+    data["group"] = hti_groups(data["hti"], float(cfg.get("high_threshold", 0.5)),
+                               cfg.get("low_threshold"))
+    log.info("survival: %d eligible patients with survival data; groups %s", len(data),
+             data["group"].value_counts().to_dict())
+    grouped = data.dropna(subset=["group"])
+    curves, km_rows = {}, []
+    for name in (HIGH, LOW):
+        part = grouped[grouped["group"] == name]
+        curves[name] = (kaplan_meier(part["survival_time"].to_numpy(), part["survival_event"].to_numpy(), level)
+                        if len(part) else pd.DataFrame(columns=["time", "at_risk", "events", "censored", "survival",
+                                                                "ci_lower", "ci_upper"]))
+        km_rows.append(curves[name].assign(group=name))
+    km_columns = ["group", "time", "at_risk", "events", "censored", "survival", "ci_lower", "ci_upper"]
+    km_rows = [frame for frame in km_rows if len(frame)]
+    km = pd.concat(km_rows, ignore_index=True)[km_columns] if km_rows else pd.DataFrame(columns=km_columns)
+    test = logrank(grouped["survival_time"], grouped["survival_event"], grouped["group"])
+    logrank_table = pd.DataFrame([{
+        "hti": hti_column, "high_threshold": float(cfg.get("high_threshold", 0.5)),
+        "low_threshold": float(cfg["low_threshold"]) if cfg.get("low_threshold") is not None
+        else float(cfg.get("high_threshold", 0.5)),
+        "n_high": int((grouped["group"] == HIGH).sum()), "n_low": int((grouped["group"] == LOW).sum()),
+        "events_high": int(grouped.loc[grouped["group"] == HIGH, "survival_event"].sum()),
+        "events_low": int(grouped.loc[grouped["group"] == LOW, "survival_event"].sum()),
+        **test}])
+    data_cov, kept, dropped = prepare_covariates(data, cfg.get("covariates", []))
+    for reason in dropped:
+        log.warning("survival: covariate dropped (%s)", reason)
+    variables = ["hti", *kept]
+    if len(data_cov) >= 2 and data_cov["survival_event"].sum() > 0 and data_cov["hti"].nunique() > 1:
+        rows, facts = cox(data_cov, variables, level=level)
+    else:
+        rows = pd.DataFrame({"covariate": variables})
+        for column in ("coef", "se", "hazard_ratio", "hr_lower", "hr_upper", "z", "p"):
+            rows[column] = math.nan
+        facts = {"n": len(data_cov), "events": int(data_cov["survival_event"].sum()), "concordance": math.nan,
+                 "log_likelihood": math.nan}
+    for key, value in facts.items():
+        rows[key] = value
+    rows["dropped_covariates"] = "; ".join(dropped)
+    patients = data_cov[["patient", "sample", "hti", "group", "survival_time", "survival_event", *kept]]
+    for key, table in (("patients", patients), ("km", km), ("logrank", logrank_table), ("cox", rows)):
+        write_tsv(table, out[key])
+        write_sidecar(out[key], code_version, cfg, inputs)
+    plot_km(curves, test["p"], out["figure"], f"Survival by {hti_column} ({len(grouped)} patients)")

@@ -1,0 +1,16 @@
+"""Snakemake entry: Kaplan-Meier / log-rank by HTI group and Cox PH with clinical covariates."""
+
+import pandas as pd
+
+import emo.smk
+from emo import survival
+from emo.io import read_table
+
+smk = snakemake  # noqa: F821
+with emo.smk.rule_logging(smk.log[0]) as log:
+    hti = pd.read_csv(smk.input.hti, sep="\t", dtype={"sample": str, "patient": str})
+    clinical = read_table(smk.input.clinical, dtype={"patient": str})
+    survival.run_survival(hti, clinical, smk.params.config,
+                          {k: smk.output[k] for k in ("patients", "km", "logrank", "cox", "figure")},
+                          smk.params.code_version, inputs=[smk.input.hti, smk.input.clinical])
+    log.info("survival tables written to %s", smk.output.cox)

@@ -1,0 +1,28 @@
+"""Snakemake entry: one gene chunk's models (emo.gene_models)."""
+import torch
+
+import emo.smk
+from emo import expression, gene_models, io, provenance
+
+with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
+    p, inp, out, wc = snakemake.params, snakemake.input, snakemake.output, snakemake.wildcards  # noqa: F821
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    cfg = gene_models.TrainConfig.from_config(p.settings)
+    table = io.read_table(inp.genes)
+    chunk_genes = sorted(table.loc[(table["chunk"] == int(wc.chunk)) & table["kept"].astype(bool), "gene"].astype(str))
+    log.info("chunk %s: %d genes pass the variance filter; head %s, device %s", wc.chunk, len(chunk_genes),
+             cfg.head, gene_models.resolve_device(cfg.device))
+    if chunk_genes:
+        store = expression.read_training_store(inp.expression)
+        state = gene_models.train_chunk(chunk_genes, store, dict(zip(p.train_samples, inp.train)),
+                                        dict(zip(p.tune_samples, inp.tune)), dict(p.sample_patient), cfg)
+    else:
+        state = gene_models.empty_state(cfg)
+    state.update({"encoder": wc.encoder, "chunk": wc.chunk, "code_version": p.code_version})
+    gene_models.save_state(state, out.model)
+    summary = gene_models.summary_table(state)
+    io.write_tsv(summary, out.table)
+    provenance.write_sidecar(out.table, p.code_version, {"gene_models": dict(p.settings), "chunk": wc.chunk},
+                             list(inp.train) + list(inp.tune) + [inp.expression])
+    log.info("done: median best epoch %s, %d stopped early", summary["best_epoch"].median() if len(summary) else "-",
+             int(summary["stopped_early"].sum()))

@@ -1,0 +1,21 @@
+"""Snakemake entry: results/expression/training.h5 + genes.tsv (emo.expression)."""
+import pandas as pd
+
+import emo.smk
+from emo import expression, io, provenance
+
+with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
+    p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
+    table = pd.DataFrame(p.patients, columns=["patient", "cohort", "split"])
+    paths = dict(zip(p.cohorts, inp.matrices))
+    matrices = {c: expression.load_cohort(paths[c], c, sorted(table.loc[table["cohort"] == c, "patient"]), p.input_kind)
+                for c in p.cohorts}
+    expression.check_gene_sets(matrices, paths)
+    result = expression.prepare_training(matrices, table, p.reference, p.min_variance, p.gene_chunk_size)
+    params = {"input": p.input_kind, "min_variance": p.min_variance, "gene_chunk_size": p.gene_chunk_size,
+              "reference": p.reference}
+    expression.write_training_store(out.store, result, provenance.base_attrs(p.code_version, params))
+    io.write_tsv(result["gene_table"], out.genes)
+    provenance.write_sidecar(out.genes, p.code_version, params, inp.matrices)
+    log.info("%d of %d genes kept (variance > %s over %d training patients)", len(result["genes"]),
+             len(result["genes_all"]), p.min_variance, sum(s == "train" for s in result["split"]))

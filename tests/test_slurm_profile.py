@@ -1,0 +1,131 @@
+"""profiles/slurm and profiles/default: settings, GPU routing, memory per retry attempt,
+coverage of every rule, and a dry run that shows where each job of the small demo goes
+(no Slurm needed; tests/test_slurm_cluster.py submits to a real one)."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, make_workspace
+from slurm_cluster import write_test_profile
+from slurm_fixtures import GPU_RULES, SMALL_CONFIG, dry_run_jobs, snakemake
+
+SLURM_PROFILE = REPO_ROOT / "profiles" / "slurm" / "config.yaml"
+DEFAULT_PROFILE = REPO_ROOT / "profiles" / "default" / "config.yaml"
+# Rules that only collect targets (run locally, no resources).
+TARGET_ONLY = {"all", "demo_cohort"}
+
+
+def _profile() -> dict:
+    return yaml.safe_load(SLURM_PROFILE.read_text())
+
+
+def _eval_mem(expression, attempt: int) -> float:
+    """A profile resource expression as Snakemake evaluates it (attempt, input, threads)."""
+    if isinstance(expression, (int, float)):
+        return expression
+    namespace = {"attempt": attempt, "input": SimpleNamespace(size_mb=100.0), "threads": 1}
+    return eval(str(expression), namespace)  # noqa: S307 - our own profile file
+
+
+def test_slurm_profile_settings():
+    profile = _profile()
+    assert profile["executor"] == "slurm"
+    assert isinstance(profile["jobs"], int) and profile["jobs"] >= 1
+    assert isinstance(profile["retries"], int) and profile["retries"] >= 1
+    assert profile["slurm-logdir"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,50}", profile["slurm-jobname-prefix"])
+    defaults = profile["default-resources"]
+    assert defaults["slurm_partition"]
+    assert "gpu" not in defaults and "gres" not in defaults
+    assert _eval_mem(defaults["mem_mb"], 2) > _eval_mem(defaults["mem_mb"], 1)
+
+
+def test_gpu_rules_go_to_gpu_partition_with_one_gpu():
+    profile = _profile()
+    cpu_partition = profile["default-resources"]["slurm_partition"]
+    for rule in GPU_RULES:
+        resources = profile["set-resources"][rule]
+        assert resources["gpu"] == 1, rule
+        assert resources["slurm_partition"] != cpu_partition, rule
+        assert "gres" not in resources, f"{rule}: set gpu or gres, not both"
+    for rule, resources in profile["set-resources"].items():
+        assert not ("gpu" in resources and "gres" in resources), rule
+        if rule not in GPU_RULES:
+            assert "gpu" not in resources and "slurm_partition" not in resources, \
+                f"{rule}: CPU rules take the default partition"
+
+
+def test_memory_grows_with_retry_attempt():
+    profile = _profile()
+    for rule, resources in profile["set-resources"].items():
+        assert "mem_mb" in resources, f"{rule}: no mem_mb (retries would not get more memory)"
+        first, second, third = (_eval_mem(resources["mem_mb"], a) for a in (1, 2, 3))
+        assert 0 < first < second < third, rule
+
+
+def test_workflow_profile_does_not_override_cluster_settings():
+    """profiles/default is loaded with every --profile and wins per key: it must not set
+    what the cluster profile sets differently, nor `cores` (which caps every job's
+    threads, cluster jobs included)."""
+    default = yaml.safe_load(DEFAULT_PROFILE.read_text()) or {}
+    slurm = _profile()
+    assert "cores" not in default
+    clashes = {k for k in default if k in slurm and default[k] != slurm[k]}
+    assert not clashes, f"profiles/default overrides profiles/slurm for {sorted(clashes)}"
+    assert {"mtime", "params", "input", "code"} <= set(default["rerun-triggers"])
+
+
+def _workflow_rules(workdir, config) -> set[str]:
+    result = snakemake(workdir, "--configfile", str(config), "--list-rules")
+    return {line.split()[0] for line in result.stdout.splitlines() if re.match(r"^\w+\s*$", line.strip() or "-")}
+
+
+@pytest.fixture(scope="module")
+def small_workspace(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm_profile")
+    config = make_workspace(workdir)
+    if not config.exists():
+        pytest.skip(f"{SMALL_CONFIG} not present yet")
+    return workdir, config
+
+
+def test_profile_lists_every_rule(small_workspace):
+    workdir, config = small_workspace
+    rules = _workflow_rules(workdir, config)
+    listed = set(_profile()["set-resources"])
+    stale = listed - rules
+    assert not stale, f"profiles/slurm set-resources names rules the workflow lacks: {sorted(stale)}"
+    demo_rules = {r for r in rules if r.startswith("demo_")}
+    missing = rules - listed - TARGET_ONLY - demo_rules
+    assert not missing, (f"rules without an entry in profiles/slurm set-resources (memory per attempt "
+                         f"at cohort scale): {sorted(missing)}")
+
+
+def test_dry_run_routes_every_job(small_workspace, tmp_path):
+    """Resources of every planned job of the small demo under the (test-)Slurm profile:
+    GPU rules on the gpu partition with one GPU of the configured model, all others on
+    the cpu partition without a GPU; memory as the profile's expression at attempt 1."""
+    workdir, config = small_workspace
+    profile_dir = write_test_profile(tmp_path / "profile", REPO_ROOT)
+    profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
+    jobs = dry_run_jobs(workdir, config, "--profile", str(profile_dir))
+    remote = [j for j in jobs if j.rule not in TARGET_ONLY]
+    assert remote, "dry run planned no jobs"
+    seen = {j.rule for j in remote}
+    assert set(GPU_RULES) <= seen, f"GPU rules missing from the small demo DAG: {set(GPU_RULES) - seen}"
+    for job in remote:
+        res = job.resources
+        if job.rule in GPU_RULES or res.get("gpu", "0") not in ("0", ""):
+            assert res.get("slurm_partition") == "gpu", (job.rule, res)
+            assert res.get("gpu") == "1" and res.get("gpu_model") == "tgpu", (job.rule, res)
+        else:
+            assert res.get("slurm_partition") == "cpu", (job.rule, res)
+            assert res.get("gpu", "0") == "0" and "gres" not in res, (job.rule, res)
+        rule_res = profile["set-resources"].get(job.rule)
+        if rule_res and "mem_mb" in rule_res:
+            assert float(res["mem_mb"]) == _eval_mem(rule_res["mem_mb"], 1), (job.rule, res)

