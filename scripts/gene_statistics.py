@@ -10,9 +10,12 @@ with emo.smk.rule_logging(snakemake.log[0]):
     cfg = settings(snakemake.params.statistics)
     version = snakemake.params.code_version
     i, o, rule = snakemake.input, snakemake.output, snakemake.rule
-    if rule == "gene_statistics_validation":
+    if rule in ("gene_statistics_validation", "gene_statistics_validation_ridge"):
         from emo.stats.validation import run_validation
         run_validation(i.prepared, i.splits, i.predictions, o.validation, o.selected, cfg, version)
+    elif rule == "gene_statistics_model_comparison":
+        from emo.stats.validation import run_model_comparison
+        run_model_comparison({"emo": i.emo, "ridge": i.ridge}, o.table, cfg, version)
     elif rule == "gene_statistics_testing":
         from emo.stats.validation import run_testing
         run_testing(i.prepared, i.splits, i.predictions, i.selected, o.test, o.external, cfg, version)

@@ -2,7 +2,7 @@
 import torch
 
 import emo.smk
-from emo import expression, gene_models, io, provenance
+from emo import expression, gene_models, io, predictions, provenance
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     p, inp, out, wc = snakemake.params, snakemake.input, snakemake.output, snakemake.wildcards  # noqa: F821
@@ -20,6 +20,7 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
         state = gene_models.empty_state(cfg)
     state.update({"encoder": wc.encoder, "chunk": wc.chunk, "code_version": p.code_version})
     gene_models.save_state(state, out.model)
+    predictions.save_chunk_arrays(out.arrays, state)
     summary = gene_models.summary_table(state)
     io.write_tsv(summary, out.table)
     provenance.write_sidecar(out.table, p.code_version, {"gene_models": dict(p.settings), "chunk": wc.chunk},

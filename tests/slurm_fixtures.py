@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import yaml
 
 from conftest import REPO_ROOT
@@ -27,6 +29,8 @@ SMALL_CONFIG = "config/test/config.yaml"
 GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide")
 # Rules that depend on one slide (wildcard `sample`).
 PER_SLIDE_RULES = ("tile_slide", "extract_features", "predict_slide")
+TEXT_SUFFIXES = (".tsv", ".json", ".csv", ".txt")
+IGNORED_ATTRS = {"created"}  # the one documented field that differs between reruns
 _JOB_HEAD = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):\s*$")
 
 
@@ -149,21 +153,50 @@ def repo_copy(dest: Path) -> Path:
     return dest / "Snakefile"
 
 
-# -- the small demo on the Slurm test cluster (one run per test session) ----------------
-RUN_TIMEOUT_S = 1200  # hard bound (timeout -s KILL) for the whole Slurm run
+# -- part of the small demo on the Slurm test cluster (one run per test session) -------
+RUN_TIMEOUT_S = 900  # hard bound (timeout -s KILL) for the Slurm run
 _SLURM_RUN: dict = {}
 
 
-def run_demo_on_slurm(tmp_path_factory):
-    """Run the small demo from scratch on a fresh single-node Slurm cluster through the
-    test profile; returns (workdir, Slurm job records, console output, profile dict).
+@dataclasses.dataclass
+class SlurmRun:
+    workdir: Path            # copy of the finished small demo, partly recomputed on Slurm
+    originals: dict          # relative path -> copy of the file from the local run
+    jobs: list               # Slurm's records of the submitted jobs (scontrol show job)
+    console: str             # snakemake's console output
+    profile: dict            # the test profile used
+    sample: str              # the slide whose jobs were recomputed
+
+
+def slurm_targets(workdir: Path, config: dict) -> tuple[str, list[str], list[str]]:
+    """What the Slurm run recomputes in a finished demo workspace: one external slide's
+    tiles, features and predictions, one gene chunk's model, and two CPU aggregates
+    that nothing requested depends on (so the run stays at six jobs, GPU and CPU
+    rules alike). Returns (slide, files to delete, targets)."""
+    import pandas as pd
+
+    sheet = pd.read_csv(workdir / config["samples"], sep="\t", dtype=str, keep_default_na=False, comment="#")
+    external = [c for c, spec in config["cohorts"].items() if spec["role"] == "external"]
+    sample = sorted(sheet.loc[sheet["cohort"].isin(external), "sample"])[0]
+    encoder = config["features"]["encoder"]
+    chunk = sorted(p.stem for p in (workdir / "results" / "models" / encoder).glob("chunk_*.pt"))[0]
+    prediction = f"results/predictions/{encoder}/slides/{sample}.h5"
+    delete = [f"results/tiles/{sample}.h5", f"results/features/{encoder}/{sample}.h5", prediction,
+              f"results/models/{encoder}/{chunk}.pt", f"results/models/{encoder}/{chunk}.tsv",
+              "results/splits/patients.tsv", "results/expression/prepared.h5"]
+    targets = [prediction, "results/splits/patients.tsv", "results/expression/prepared.h5"]
+    return sample, delete, targets
+
+
+def run_demo_on_slurm(small_demo_run: Path, tmp_path_factory) -> SlurmRun:
+    """Recompute part of the finished small demo (see ``slurm_targets``) on a fresh
+    single-node Slurm cluster through the test profile.
 
     Once per session (cached here, so several test modules share it). The cluster is
     stopped and Snakemake locks cleared before returning, also when the run fails;
     Snakemake is bounded by ``timeout -s KILL``."""
     import pytest
 
-    from conftest import make_workspace
     from slurm_cluster import SlurmCluster, missing_requirements, write_test_profile
 
     if "result" in _SLURM_RUN:
@@ -178,11 +211,17 @@ def run_demo_on_slurm(tmp_path_factory):
                               "install: apt-get install slurmctld slurmd slurm-client munge")
         pytest.skip(_SLURM_RUN["skip"])
     base = tmp_path_factory.mktemp("slurm")
-    workdir = base / "wd"
-    config = make_workspace(workdir)
-    if not config.exists():
-        _SLURM_RUN["skip"] = f"{SMALL_CONFIG} not present"
-        pytest.skip(_SLURM_RUN["skip"])
+    workdir = copy_workspace(small_demo_run, base / "wd")
+    config_path = workdir / SMALL_CONFIG
+    config = yaml.safe_load(config_path.read_text())
+    sample, delete, targets = slurm_targets(workdir, config)
+    originals = {}
+    for rel in delete:
+        keep = base / "originals" / rel
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(workdir / rel, keep)
+        originals[rel] = keep
+        (workdir / rel).unlink()
     profile_dir = write_test_profile(base / "profile", REPO_ROOT)
     cluster = SlurmCluster(base / "cluster", cpus=16, memory_mb=262144, gpus=1, gpu_type="tgpu")
     try:
@@ -190,8 +229,8 @@ def run_demo_on_slurm(tmp_path_factory):
         env = cluster.env()
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         env.setdefault("OMP_NUM_THREADS", "1")
-        result = snakemake(workdir, "--configfile", str(config), "--profile", str(profile_dir),
-                           env=env, timeout=RUN_TIMEOUT_S, check=False)
+        result = snakemake(workdir, "--configfile", str(config_path), "--profile", str(profile_dir),
+                           *targets, env=env, timeout=RUN_TIMEOUT_S, check=False)
         jobs = cluster.jobs()
         if result.returncode != 0:
             slurm_logs = sorted((workdir / "logs" / "slurm").rglob("*.log"), key=lambda p: p.stat().st_mtime)
@@ -200,8 +239,91 @@ def run_demo_on_slurm(tmp_path_factory):
                                    f"{result.stderr[-8000:]}\n{tails}\n{cluster.diagnostics()}")
             pytest.fail(_SLURM_RUN["error"])
         profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
-        _SLURM_RUN["result"] = (workdir, jobs, result.stdout + result.stderr, profile)
+        _SLURM_RUN["result"] = SlurmRun(workdir, originals, jobs, result.stdout + result.stderr, profile, sample)
         return _SLURM_RUN["result"]
     finally:
         cluster.stop()
         remove_locks(workdir)
+
+
+# -- comparing outputs of two runs -----------------------------------------------------------
+def normalise(value, workdir: Path):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return value.replace(str(workdir.resolve()), "<WORKDIR>").replace(str(workdir), "<WORKDIR>")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+        return [normalise(v, workdir) for v in value.tolist()]
+    return value
+
+
+def _h5_contents(path: Path, workdir: Path) -> dict:
+    contents = {}
+
+    def visit(name, obj):
+        attrs = {k: normalise(v, workdir) for k, v in obj.attrs.items() if k not in IGNORED_ATTRS}
+        if isinstance(obj, h5py.Dataset):
+            data = obj[()]
+            contents[name] = ("dataset", str(obj.dtype), obj.shape, normalise(data, workdir), attrs)
+        else:
+            contents[name] = ("group", attrs)
+
+    with h5py.File(path, "r") as handle:
+        contents["/"] = ("group", {k: normalise(v, workdir) for k, v in handle.attrs.items()
+                                   if k not in IGNORED_ATTRS})
+        handle.visititems(visit)
+    return contents
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype.kind == "f" or b.dtype.kind == "f":
+            return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+        return a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return a == b
+
+
+def h5_differences(path_a: Path, wd_a: Path, path_b: Path, wd_b: Path) -> list[str]:
+    a, b = _h5_contents(path_a, wd_a), _h5_contents(path_b, wd_b)
+    if a.keys() != b.keys():
+        return [f"objects differ: {sorted(set(a) ^ set(b))}"]
+    return [name for name in sorted(a) if not _equal(a[name], b[name])]
+
+
+def _torch_equal(a, b) -> bool:
+    import torch
+
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_torch_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_torch_equal(x, y) for x, y in zip(a, b))
+    return _equal(a, b)
+
+
+
+def output_difference(path_a: Path, wd_a: Path, path_b: Path, wd_b: Path) -> str | None:
+    """None if two outputs are equal (text: byte-identical after replacing the working
+    directory; HDF5: datasets and attributes equal except ``created``; torch: tensors
+    equal), else a short description. Other files (figures) are not compared."""
+    if path_a.suffix in TEXT_SUFFIXES:
+        same = normalise(path_a.read_bytes(), wd_a) == normalise(path_b.read_bytes(), wd_b)
+        return None if same else "contents differ"
+    if path_a.suffix == ".h5":
+        diffs = h5_differences(path_a, wd_a, path_b, wd_b)
+        return f"objects differ: {diffs[:5]}" if diffs else None
+    if path_a.suffix == ".pt":
+        import torch
+
+        state_a = torch.load(path_a, map_location="cpu", weights_only=False)
+        state_b = torch.load(path_b, map_location="cpu", weights_only=False)
+        return None if _torch_equal(state_a, state_b) else "model state differs"
+    return None

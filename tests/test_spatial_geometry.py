@@ -141,3 +141,13 @@ def test_slide_roi_predictions_against_direct_average(tmp_path):
     assert inside.sum() == 4
     np.testing.assert_allclose(table.loc[0, GENES].to_numpy(float), values[inside].mean(0), rtol=1e-6)
     assert table.loc[0, "coverage"] == pytest.approx(1.0) and table.loc[0, "n_tiles"] == 4
+    # restricted to the genes the probes need: only those columns are read
+    subset = spatial.slide_roi_predictions("S1", spatial.load_rois(path), tiles, preds, genes=["MKI67", "NOPE"])
+    assert list(subset.columns) == ["sample", "roi", "area_px", "coverage", "n_tiles", "MKI67"]
+    assert subset.loc[0, "MKI67"] == pytest.approx(table.loc[0, "MKI67"])
+
+
+def test_probe_columns_reads_header(tmp_path):
+    path = tmp_path / "counts.tsv"
+    path.write_text("sample\troi\tNeg-1\tCD8A\nA\t1\t3\t4\n")
+    assert spatial.probe_columns(path) == ["Neg-1", "CD8A"]

@@ -1,6 +1,7 @@
-"""The mixed model: lme4 through rpy2 (our code) against R run directly (Rscript) and
-statsmodels MixedLM, on lme4's sleepstudy and on unbalanced spatial-like data; the
-clear error when R / rpy2 / lme4 are missing."""
+"""The mixed model: lme4 through rpy2 (our code) and the profiled-likelihood "python"
+backend against R run directly (Rscript) and statsmodels MixedLM, on lme4's sleepstudy,
+unbalanced spatial-like data and a boundary (zero slide variance) case; the clear error
+when R / rpy2 / lme4 are missing."""
 
 from __future__ import annotations
 
@@ -62,36 +63,79 @@ def rel(a, b):
     return abs(a - b) / abs(b)
 
 
-def test_statsmodels_sleepstudy_matches_published_lme4_lrt():
+PAIRS = ("lrt_chi2", "p", "coefficient", "se", "ci_low", "ci_high", "loglik_full", "loglik_null")
+
+
+@pytest.mark.parametrize("fit", [lme.fit_statsmodels, lme.fit_profile])
+def test_sleepstudy_matches_published_lme4_lrt(fit):
     d = sleepstudy()
-    result = lme.fit_statsmodels(d["y"], d["x"], d["g"])
+    result = fit(d["y"], d["x"], d["g"])
     # lme4's documented result for this model (ENVIRONMENT.md; also checked against R below)
     assert rel(result.lrt_chi2, 116.462415) < 1e-6
     assert rel(result.p, 3.764461e-27) < 1e-6
     assert result.status == "ok"
 
 
-@pytest.mark.r
-@pytest.mark.skipif(not HAVE_R, reason="R not installed")
 @pytest.mark.parametrize("dataset", ["sleepstudy", "unbalanced"])
-def test_lme4_via_rpy2_matches_r_and_statsmodels(dataset, tmp_path):
+def test_profile_backend_matches_statsmodels(dataset):
     d = sleepstudy() if dataset == "sleepstudy" else unbalanced()
-    reference = r_direct(d, tmp_path)
-    ours = lme.fit_lme4(d["y"].to_numpy(), d["x"].to_numpy(), d["g"].to_numpy())
+    ours = lme.fit_profile(d["y"].to_numpy(), d["x"].to_numpy(), d["g"].to_numpy())
     check = lme.fit_statsmodels(d["y"].to_numpy(), d["x"].to_numpy(), d["g"].to_numpy())
+    for key in PAIRS:
+        assert rel(getattr(ours, key), getattr(check, key)) < 1e-6, key
+
+
+def boundary() -> pd.DataFrame:
+    """Residuals centred within each slide: the ML slide variance is exactly 0."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(["a", "b", "c", "d"], 6)
+    x = rng.normal(size=len(g))
+    e = rng.normal(size=len(g))
+    e -= pd.Series(e).groupby(g).transform("mean").to_numpy()
+    return pd.DataFrame({"y": 1 + 0.5 * x + e, "x": x, "g": g})
+
+
+def test_boundary_fit_equals_ordinary_least_squares():
+    import statsmodels.api as sm
+
+    d = boundary()
+    ols = sm.OLS(d["y"], sm.add_constant(d["x"])).fit()
+    ols_null = sm.OLS(d["y"], np.ones(len(d))).fit()
+    for fit in (lme.fit_profile, lme.fit_statsmodels):
+        result = fit(d["y"].to_numpy(), d["x"].to_numpy(), d["g"].to_numpy())
+        assert result.status == "singular"
+        assert rel(result.coefficient, ols.params["x"]) < 1e-8
+        assert rel(result.loglik_full, ols.llf) < 1e-10
+        assert rel(result.lrt_chi2, 2 * (ols.llf - ols_null.llf)) < 1e-8
+        # lme4's SE at the boundary: sigma_ML^2 (X'X)^-1 (OLS uses the unbiased sigma^2)
+        n = len(d)
+        assert rel(result.se, ols.bse["x"] * np.sqrt((n - 2) / n)) < 1e-8
+
+
+@pytest.mark.r
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_R, reason="R not installed")
+@pytest.mark.parametrize("dataset", ["sleepstudy", "unbalanced", "boundary"])
+def test_lme4_via_rpy2_matches_r_and_statsmodels(dataset, tmp_path):
+    d = {"sleepstudy": sleepstudy, "unbalanced": unbalanced, "boundary": boundary}[dataset]()
+    reference = r_direct(d, tmp_path)
+    args = (d["y"].to_numpy(), d["x"].to_numpy(), d["g"].to_numpy())
+    ours = lme.fit_lme4(*args)
+    checks = {"statsmodels": lme.fit_statsmodels(*args), "python": lme.fit_profile(*args)}
     print(f"{dataset}: R chi2 {reference['chisq']:.9g} p {reference['p']:.9g}; rpy2 {ours.lrt_chi2:.9g}; "
-          f"statsmodels {check.lrt_chi2:.9g}")
+          + "; ".join(f"{k} {v.lrt_chi2:.9g}" for k, v in checks.items()))
     if dataset == "sleepstudy":
         assert rel(reference["chisq"], 116.462415) < 1e-6 and rel(reference["p"], 3.764461e-27) < 1e-6
     pairs = {"lrt_chi2": "chisq", "p": "p", "coefficient": "estimate", "se": "se", "ci_low": "ci_low",
              "ci_high": "ci_high", "loglik_full": "ll_full", "loglik_null": "ll_null"}
     for ours_key, r_key in pairs.items():
         assert rel(getattr(ours, ours_key), reference[r_key]) < 1e-9, ours_key        # same code path as R
-        assert rel(getattr(check, ours_key), reference[r_key]) < 1e-6, ours_key       # independent optimiser
-    assert ours.status == "ok"
+        for name, check in checks.items():                                             # independent fits
+            assert rel(getattr(check, ours_key), reference[r_key]) < 1e-6, (name, ours_key)
+    assert ours.status == ("singular" if dataset == "boundary" else "ok")
 
 
-@pytest.mark.parametrize("fit", [lme.fit_statsmodels,
+@pytest.mark.parametrize("fit", [lme.fit_statsmodels, lme.fit_profile,
                                  pytest.param(lme.fit_lme4, marks=[pytest.mark.r, pytest.mark.skipif(
                                      not HAVE_R, reason="R not installed")])])
 def test_models_that_cannot_be_fitted_are_reported(fit):

@@ -203,3 +203,17 @@ def test_missing_gene_and_clinical_column_errors(synth):
     assert inputs.check_genes(["MKI67", "NOTAGENE"], ["MKI67"], "statistics.proliferation_genes") == ["MKI67"]
     with pytest.raises(InputTableError, match="grade"):
         inputs.load_clinical(synth.clinical, required=["pam50", "grade"])
+
+
+def test_model_comparison_counts(val):
+    other = val.copy()
+    other["r2_pred"] = other["r2_pred"] - 1.0
+    other["selected"] = False
+    other = other[other["gene"] != other["gene"].iloc[0]]          # one gene fewer
+    table = validation.model_comparison({"emo": val, "ridge": other}, min_r2=0.2).set_index("model")
+    shared = val[val["gene"].isin(other["gene"])]
+    assert (table["n_genes"] == len(shared)).all()
+    assert table.loc["emo", "n_selected"] == shared["selected"].sum()
+    assert table.loc["emo", "n_padj_below_0.05"] == (shared["padj_bh"] < 0.05).sum()
+    assert table.loc["ridge", "n_selected"] == 0
+    assert table.loc["ridge", "median_r2_pred"] == pytest.approx(shared["r2_pred"].median() - 1.0)

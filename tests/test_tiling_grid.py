@@ -63,8 +63,8 @@ def test_pen_and_blur_are_rejected_with_their_reasons(results):
     assert in_pen >= 1 and in_blur >= 1
     accepted = c["accepted"]
     assert accepted.sum() > 5
-    assert (c["sharpness"][accepted] >= TEST_PARAMS["min_sharpness"] if "min_sharpness" in TEST_PARAMS
-            else c["sharpness"][accepted] >= 20.0).all()
+    assert (c["sharpness"][accepted] >= tiling.tiling_params(TEST_PARAMS)["min_sharpness"]).all()
+    assert (c["sharpness"][c["reject_reason"] == "blur"] < tiling.tiling_params(TEST_PARAMS)["min_sharpness"]).all()
     assert (c["tissue_fraction"][accepted] >= 0.5).all()
     assert (c["background_fraction"][c["reject_reason"] == "background"] > 0.5).all()
 
@@ -180,7 +180,16 @@ def test_cmu_small_region_at_half_micron():
     assert 0 < len(c["coords"]) <= 20
     assert c["accepted"].sum() >= 3
     assert (c["reject_reason"] != "").sum() >= 1
-    assert (c["sharpness"][c["accepted"]] >= 20.0).all()
+    assert (c["sharpness"][c["accepted"]] >= tiling.DEFAULT_PARAMS["min_sharpness"]).all()
+    assert (c["tissue_fraction"][c["accepted"]] >= tiling.DEFAULT_PARAMS["min_tissue_fraction"]).all()
+    assert set(c["reject_reason"][~c["accepted"]]) <= {"background", "low_tissue"}   # no pen, no blur
     order = np.lexsort((c["coords"][:, 0], c["coords"][:, 1]))
     np.testing.assert_array_equal(order, np.arange(len(order)))   # row-major
     assert 0.1 < r.mask.mask.mean() < 0.9
+
+
+def test_runs_group_adjacent_candidates():
+    assert tiling._runs([0, 1, 2, 3, 5, 6, 9], 2) == [[0, 1], [2, 3], [5, 6], [9]]
+    runs = tiling._runs(list(range(40)))
+    assert [len(r) for r in runs] == [tiling.BLOCK_TILES, tiling.BLOCK_TILES, 40 - 2 * tiling.BLOCK_TILES]
+    assert sum(runs, []) == list(range(40))

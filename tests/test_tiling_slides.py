@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from emo import slides
@@ -72,13 +74,25 @@ def test_missing_mpp_asks_for_sample_sheet_value():
     assert slides.check_slide("S_nompp", path, mpp_override=0.5).mpp_source == "sample_sheet"
 
 
-def test_dicom_folder_opens():
+def test_dicom_folder_opens(tmp_path):
     first = openslide_fixture("boxes_0.dcm")
     if first is None:
         pytest.skip("openslide-python sdist not downloadable (offline)")
-    slide = slides.open_slide("S_dcm", first.parent / "boxes_0.dcm")
+    folder = tmp_path / "dicom_slide"
+    folder.mkdir()
+    for name in ("boxes_0.dcm", "boxes_1.dcm"):
+        shutil.copy(first.parent / name, folder / name)
+    slide = slides.open_slide("S_dcm", folder)
     assert slide.properties["openslide.vendor"] == "dicom"
     slide.close()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SlideError, match="S_empty.*folder without .dcm"):
+        slides.open_slide("S_empty", empty)
+    # folder digests cover every file
+    digest = slides.slide_sha256(folder)
+    (folder / "boxes_1.dcm").write_bytes(b"changed")
+    assert slides.slide_sha256(folder) != digest
 
 
 def test_cmu_small_region_metadata():

@@ -45,6 +45,9 @@ log = logging.getLogger("emo")
 FORMAT = "emo.gene_models/1"
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+# torch's fused Adam kernel (CPU and CUDA); the elementwise reference update is used
+# where it is missing. Both are torch.optim.Adam's update.
+FUSED_ADAM = hasattr(torch, "_fused_adam_")
 
 
 @dataclasses.dataclass
@@ -191,7 +194,9 @@ def forward(params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor
 
 class MaskedAdam:
     """Adam (Kingma & Ba; torch.optim.Adam's update) on stacked per-gene tensors whose
-    leading dimension is the gene; genes with ``active == False`` are not updated."""
+    leading dimension is the gene. Adam is elementwise, so this is one independent Adam
+    per gene. Genes with ``active == 0`` are frozen: their parameters are restored
+    after the step (their moments are never used again)."""
 
     def __init__(self, params: Mapping[str, torch.Tensor], lr: float, weight_decay: float = 0.0,
                  betas: tuple[float, float] = ADAM_BETAS, eps: float = ADAM_EPS):
@@ -204,6 +209,26 @@ class MaskedAdam:
     @torch.no_grad()
     def step(self, active: torch.Tensor | None) -> None:
         self.t += 1
+        names = list(self.params)
+        frozen = None
+        if active is not None:
+            frozen = torch.nonzero(active == 0).squeeze(1)
+            saved = {k: self.params[k][frozen].clone() for k in names}
+        if FUSED_ADAM:
+            # One pass over each tensor (torch.optim.Adam(fused=True)'s kernel).
+            steps = [torch.tensor(float(self.t), device=self.params[k].device) for k in names]
+            torch._fused_adam_([self.params[k] for k in names], [self.params[k].grad for k in names],
+                               [self.m[k] for k in names], [self.v[k] for k in names], [], steps,
+                               lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=self.weight_decay,
+                               eps=self.eps, amsgrad=False, maximize=False)
+        else:
+            self._step_reference()
+        for k in names:
+            if frozen is not None and frozen.numel():
+                self.params[k][frozen] = saved[k]
+            self.params[k].grad = None
+
+    def _step_reference(self) -> None:
         b1, b2 = self.betas
         bc1 = 1 - b1 ** self.t
         bc2_sqrt = math.sqrt(1 - b2 ** self.t)
@@ -215,11 +240,7 @@ class MaskedAdam:
             m.mul_(b1).add_(grad, alpha=1 - b1)
             v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
             denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-            update = m / denom
-            if active is not None:
-                update.mul_(active.view((-1,) + (1,) * (p.dim() - 1)))
-            p.sub_(update, alpha=self.lr / bc1)
-            p.grad = None
+            p.addcdiv_(m, denom, value=-self.lr / bc1)
 
 
 @dataclasses.dataclass

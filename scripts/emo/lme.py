@@ -5,8 +5,11 @@ effect and the slide as random intercept by maximum likelihood (lme4, REML = FAL
 and tested the fixed effect with a likelihood-ratio test against ``y ~ 1 + (1 | slide)``.
 
 * :func:`fit_lme4` runs exactly that in R's lme4 through rpy2 (the pipeline default).
-* :func:`fit_statsmodels` fits the same ML models with statsmodels ``MixedLM``; it is
-  the independent cross-check used by the tests and a fallback backend without R.
+* :func:`fit_profile` fits the same ML models by maximising the profiled likelihood over
+  the one variance ratio (exact, robust at the boundary): the ``python`` backend, no R.
+* :func:`fit_statsmodels` fits them with statsmodels ``MixedLM``: the independent
+  cross-check used by the tests (MixedLM's optimisers can stop short on small designs,
+  so it is not offered as a backend).
 * :func:`benjamini_hochberg` adjusts p-values (NaN-aware, as R's ``p.adjust(method = "BH")``).
 
 The coefficient's 95 % CI is the Wald interval ``estimate ± z_0.975 · SE`` from the
@@ -32,7 +35,7 @@ INSTALL_HINT = (
     "install R with lme4 and rpy2: on Debian/Ubuntu 'apt-get install r-base-core r-base-dev r-cran-lme4 "
     "r-cran-lmertest' then 'pip install rpy2==3.5.17' (rpy2 >= 3.6 does not load against R 4.2); or run "
     "Snakemake with --software-deployment-method conda (envs/r_lme4.yaml); or set 'spatial.backend: "
-    "statsmodels' to fit the same ML models without R"
+    "python' to fit the same ML models without R"
 )
 
 
@@ -172,11 +175,9 @@ def _mixedlm_ml(y, exog, groups):
     return best, (best_messages if best is not None else errors)
 
 
-def _conditional_se(result, exog, groups, index):
+def _conditional_se(scale, tau2, exog, groups, index):
     """SE of a fixed effect as lme4 reports it: sqrt of diag (X' V^-1 X)^-1 at the ML
     variance components (statsmodels' ``bse_fe`` uses the joint observed Hessian)."""
-    scale = float(result.scale)
-    tau2 = float(np.asarray(result.cov_re).ravel()[0])
     groups = np.asarray(groups)
     xtvx = np.zeros((exog.shape[1], exog.shape[1]))
     for g in np.unique(groups):
@@ -195,26 +196,113 @@ def fit_statsmodels(y, x, groups) -> LmmResult:
         return LmmResult(status="not_fitted", message=reason)
     x = np.asarray(x, float)
     ones = np.ones((len(x), 1))
-    full, m_full = _mixedlm_ml(y, np.column_stack([ones, x]), groups)
-    null, m_null = _mixedlm_ml(y, ones, groups)
-    if full is None or null is None:
-        return LmmResult(status="not_fitted", message="statsmodels: " + "; ".join(m_full + m_null))
-    estimate, se = float(full.fe_params[1]), _conditional_se(full, np.column_stack([ones, x]), groups, 1)
-    chi2 = float(max(2.0 * (full.llf - null.llf), 0.0))
-    singular = float(np.asarray(full.cov_re).ravel()[0]) <= 1e-8 * max(full.scale, 1e-300)
+    y = np.asarray(y, float)
+    exog_full = np.column_stack([ones, x])
+    full, m_full = _best_with_boundary(y, exog_full, groups)
+    null, m_null = _best_with_boundary(y, ones, groups)
+    estimate = float(full["beta"][1])
+    se = _conditional_se(full["scale"], full["tau2"], exog_full, groups, 1)
+    chi2 = float(max(2.0 * (full["llf"] - null["llf"]), 0.0))
+    singular = full["tau2"] <= 1e-8 * max(full["scale"], 1e-300)
     return LmmResult(coefficient=estimate, se=se, ci_low=estimate - Z_975 * se, ci_high=estimate + Z_975 * se,
-                     lrt_chi2=chi2, p=float(stats.chi2.sf(chi2, 1)), loglik_full=float(full.llf),
-                     loglik_null=float(null.llf), status="singular" if singular else "ok",
+                     lrt_chi2=chi2, p=float(stats.chi2.sf(chi2, 1)), loglik_full=full["llf"],
+                     loglik_null=null["llf"], status="singular" if singular else "ok",
                      message="; ".join(sorted(set(m_full + m_null)))[:500])
+
+
+def _best_with_boundary(y, exog, groups):
+    """MixedLM ML fit, or the boundary solution (slide variance 0 = OLS with the ML
+    residual variance) when that has the higher likelihood: MixedLM's optimisers do not
+    reach the boundary reliably, lme4 does (a "singular" fit)."""
+    n = len(y)
+    beta_ols, *_ = np.linalg.lstsq(exog, y, rcond=None)
+    scale_ols = float(np.sum((y - exog @ beta_ols) ** 2) / n)
+    llf_ols = -0.5 * n * (math.log(2 * math.pi) + math.log(scale_ols) + 1.0)
+    best = {"llf": llf_ols, "beta": beta_ols, "scale": scale_ols, "tau2": 0.0}
+    result, messages = _mixedlm_ml(y, exog, groups)
+    if result is not None and np.isfinite(result.llf) and result.llf > llf_ols:
+        best = {"llf": float(result.llf), "beta": np.asarray(result.fe_params, float),
+                "scale": float(result.scale), "tau2": float(np.asarray(result.cov_re).ravel()[0])}
+        return best, messages
+    return best, ["boundary fit (slide variance 0)"]
+
+
+# ---------------------------------------------------------------------------
+# exact ML by profiling (the "python" backend)
+# ---------------------------------------------------------------------------
+
+def _profile(y, exog, groups):
+    """Profiled ML log-likelihood of ``y ~ exog + (1 | g)`` as a function of
+    theta = tau / sigma (beta and sigma² profiled out, as lme4 does)."""
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    sizes = np.bincount(index).astype(float)
+    sum_x = np.zeros((len(labels), exog.shape[1]))
+    np.add.at(sum_x, index, exog)
+    sum_y = np.bincount(index, weights=y)
+    xtx, xty, yty = exog.T @ exog, exog.T @ y, float(y @ y)
+    n = len(y)
+
+    def evaluate(theta):
+        lam = theta * theta
+        w = lam / (1.0 + sizes * lam)                      # V_g^-1 = (I - w 11') / sigma²
+        a = xtx - (sum_x * w[:, None]).T @ sum_x
+        b = xty - (sum_x * (w * sum_y)[:, None]).sum(axis=0)
+        beta = np.linalg.solve(a, b)
+        rss = yty - float(np.sum(w * sum_y ** 2)) - 2 * float(beta @ b) + float(beta @ a @ beta)
+        rss = max(rss, 1e-300)
+        scale = rss / n
+        llf = -0.5 * (n * math.log(2 * math.pi) + float(np.sum(np.log1p(sizes * lam))) + n * math.log(scale) + n)
+        return llf, beta, scale, lam * scale
+
+    return evaluate
+
+
+def _profile_fit(y, exog, groups):
+    from scipy.optimize import minimize_scalar
+
+    evaluate = _profile(np.asarray(y, float), exog, groups)
+    grid = np.concatenate([[0.0], np.logspace(-4, 4, 81)])
+    values = [evaluate(t)[0] for t in grid]
+    k = int(np.argmax(values))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    best_theta, best_llf = grid[k], values[k]
+    if hi > lo:
+        opt = minimize_scalar(lambda t: -evaluate(t)[0], bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-12 * max(hi, 1.0), "maxiter": 500})
+        if -opt.fun >= best_llf:
+            best_theta = float(opt.x)
+    llf, beta, scale, tau2 = evaluate(best_theta)
+    return {"llf": llf, "beta": beta, "scale": scale, "tau2": tau2}
+
+
+def fit_profile(y, x, groups) -> LmmResult:
+    """The same ML models and LRT by direct maximisation of the profiled likelihood over
+    the single variance ratio (grid + bounded Brent; the boundary theta = 0 included)."""
+    reason = _precheck(y, x, groups)
+    if reason:
+        return LmmResult(status="not_fitted", message=reason)
+    y = np.asarray(y, float)
+    ones = np.ones((len(y), 1))
+    exog_full = np.column_stack([ones, np.asarray(x, float)])
+    full = _profile_fit(y, exog_full, groups)
+    null = _profile_fit(y, ones, groups)
+    estimate = float(full["beta"][1])
+    se = _conditional_se(full["scale"], full["tau2"], exog_full, groups, 1)
+    chi2 = float(max(2.0 * (full["llf"] - null["llf"]), 0.0))
+    singular = full["tau2"] <= 1e-8 * full["scale"]
+    return LmmResult(coefficient=estimate, se=se, ci_low=estimate - Z_975 * se, ci_high=estimate + Z_975 * se,
+                     lrt_chi2=chi2, p=float(stats.chi2.sf(chi2, 1)), loglik_full=full["llf"],
+                     loglik_null=null["llf"], status="singular" if singular else "ok",
+                     message="boundary fit (slide variance 0)" if singular else "")
 
 
 def fitter(backend: str) -> Callable[..., LmmResult]:
     if backend == "lme4":
         require_lme4()
         return fit_lme4
-    if backend == "statsmodels":
-        return fit_statsmodels
-    raise ConfigError(f"config key 'spatial.backend': {backend!r} is not 'lme4' or 'statsmodels'")
+    if backend == "python":
+        return fit_profile
+    raise ConfigError(f"config key 'spatial.backend': {backend!r} is not 'lme4' or 'python'")
 
 
 def benjamini_hochberg(p) -> np.ndarray:

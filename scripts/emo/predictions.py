@@ -16,11 +16,61 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from . import gene_models, ridge
+from . import ridge
 from .errors import ConfigError, InputTableError
 from .io import atomic_path
 
 STR = h5py.string_dtype("utf-8")
+ARRAYS_FORMAT = "emo.gene_models.arrays/1"
+
+
+# Chunk models for prediction: ``chunk_{k}.npz`` beside ``chunk_{k}.pt`` holds exactly
+# what prediction needs (best-epoch parameters, standardisation). Prediction is plain
+# numpy so a per-slide job does not pay for importing torch.
+def save_chunk_arrays(path: str | Path, state: Mapping) -> None:
+    arrays = {f"param_{k}": np.asarray(v, dtype=np.float32) for k, v in state["params"].items()}
+    for key in ("feature_mean", "feature_sd", "target_mean", "target_sd"):
+        arrays[key] = np.asarray(state[key], dtype=np.float64)
+    arrays["genes"] = np.asarray(list(state["genes"]), dtype=str)
+    arrays["head"] = np.asarray(state["head"])
+    arrays["format"] = np.asarray(ARRAYS_FORMAT)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def load_chunk_arrays(path: str | Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        if "format" not in data.files or str(data["format"]) != ARRAYS_FORMAT:
+            raise InputTableError(f"{path} is not an emo gene-model array file; delete it and rerun training")
+        out = {k: data[k] for k in data.files}
+    out["genes"] = [str(g) for g in out["genes"]]
+    out["params"] = {k[len("param_"):]: out.pop(k) for k in list(out) if k.startswith("param_")}
+    return out
+
+
+def forward_numpy(params: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Same heads as emo.gene_models.forward, in numpy (float32)."""
+    if "W" in params:
+        return x @ params["W"].T + params["b"]
+    hidden = np.maximum(np.einsum("bd,gdh->bgh", x, params["W1"], optimize=True) + params["b1"], 0)
+    return np.einsum("bgh,gh->bg", hidden, params["W2"], optimize=True) + params["b2"]
+
+
+def predict_chunk(model: Mapping, features: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Raw (N, D) features -> (N, G) predictions on the expression scale."""
+    if not model["genes"]:
+        return np.zeros((features.shape[0], 0), dtype=np.float32)
+    mean, sd = model["feature_mean"], model["feature_sd"]
+    if features.shape[1] != mean.shape[0]:
+        raise InputTableError(f"features have {features.shape[1]} dimensions but the gene models were trained on "
+                              f"{mean.shape[0]}; use feature stores from the same encoder")
+    out = np.empty((features.shape[0], len(model["genes"])), dtype=np.float32)
+    for start in range(0, features.shape[0], block):
+        x = ((features[start:start + block] - mean) / sd).astype(np.float32)
+        z = forward_numpy(model["params"], x).astype(np.float64)
+        out[start:start + block] = z * model["target_sd"] + model["target_mean"]
+    return out
 
 
 def resolve_tile_genes(setting, genes: Sequence[str]) -> list[str]:
@@ -52,10 +102,10 @@ def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path], r
     tile_gene_names: list[str] = []
     # Tile genes are resolved against each chunk's genes (chunks are disjoint).
     for path in sorted(map(str, model_paths)):
-        state = gene_models.load_state(path)
+        state = load_chunk_arrays(path)
         if not state["genes"]:
             continue
-        pred = gene_models.predict_features(state, features)          # (N, G_chunk)
+        pred = predict_chunk(state, features)                          # (N, G_chunk)
         genes += list(state["genes"])
         slide_mean.append(pred.astype(np.float64).mean(0))
         wanted = resolve_tile_genes(tile_genes_setting, state["genes"])

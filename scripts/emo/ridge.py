@@ -18,7 +18,6 @@ from typing import Mapping, Sequence
 
 import h5py
 import numpy as np
-from sklearn.model_selection import GroupKFold
 
 from .errors import InputTableError
 from .io import atomic_path
@@ -36,6 +35,8 @@ def _svd(x: np.ndarray):
 def cv_scores(x: np.ndarray, y: np.ndarray, groups: Sequence, alphas: Sequence[float],
               n_folds: int = 5) -> np.ndarray:
     """Mean over GroupKFold folds of the per-gene test MSE: (len(alphas), genes)."""
+    from sklearn.model_selection import GroupKFold  # lazy: prediction jobs need no sklearn
+
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     groups = np.asarray(groups)

@@ -341,6 +341,13 @@ def probe_genes(probe: str, settings: Mapping) -> list[str]:
     return [mapping.get(probe, probe)]
 
 
+def probe_columns(path: str | Path) -> list[str]:
+    """Probe names in the header of a probe-count table (no validation)."""
+    with open(path) as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+    return [c.strip() for c in header if c.strip() not in ROI_ID_COLUMNS]
+
+
 def required_genes(settings: Mapping, probes: Iterable[str] = ()) -> list[str]:
     """Genes the spatial stage needs in the tile predictions: the members of the
     configured multi-gene probes, the mapped genes, the given probes' genes and, if a
@@ -431,22 +438,30 @@ def read_slide_info(sample: str, tile_store: str | Path, predictions: str | Path
 
 
 def slide_roi_predictions(sample: str, rois: pd.DataFrame, tile_store: str | Path,
-                          predictions: str | Path) -> pd.DataFrame:
+                          predictions: str | Path, genes: Iterable[str] | None = None) -> pd.DataFrame:
     """ROI predictions for one slide: sample, roi, area_px, coverage, n_tiles, one column per gene.
 
     ``rois``: rows of :func:`load_rois` for this slide. Raises if an ROI lies (partly)
-    outside the slide.
+    outside the slide. ``genes``: restrict to these tile genes (only their columns are
+    read, so memory stays small when all genes have tile predictions).
     """
     import h5py
 
     info = read_slide_info(sample, tile_store, predictions)
     with h5py.File(predictions, "r") as pred:
         coords = pred["coords"][:]
-        genes = [g.decode() if isinstance(g, bytes) else str(g) for g in pred["tiles/genes"][:]]
-        values = pred["tiles/values"][:]
-    if values.shape != (len(coords), len(genes)):
-        raise InputTableError(f"slide {sample!r}: {predictions} has /tiles/values of shape {values.shape} but "
-                              f"{len(coords)} coords and {len(genes)} genes; rerun the predictions rule")
+        all_genes = [g.decode() if isinstance(g, bytes) else str(g) for g in pred["tiles/genes"][:]]
+        shape = pred["tiles/values"].shape
+        if shape != (len(coords), len(all_genes)):
+            raise InputTableError(f"slide {sample!r}: {predictions} has /tiles/values of shape {shape} but "
+                                  f"{len(coords)} coords and {len(all_genes)} genes; rerun the predictions rule")
+        if genes is None:
+            columns = list(range(len(all_genes)))
+        else:
+            wanted = set(genes)
+            columns = [j for j, g in enumerate(all_genes) if g in wanted]
+        genes = [all_genes[j] for j in columns]
+        values = pred["tiles/values"][:, columns] if columns else np.zeros((len(coords), 0), np.float32)
     rows = []
     for roi in rois[rois["sample"] == sample].to_dict("records"):
         vertices = roi_vertices_px(roi, info.mpp)

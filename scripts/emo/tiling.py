@@ -32,12 +32,13 @@ from .slides import SlideInfo, best_level_for_downsample, open_slide, read_rgb
 log = logging.getLogger("emo")
 
 BLOCK_TILES = 16            # candidate tiles per read_region (one row-run)
+RUN_BYTES = 64 << 20        # at most this much RGBA per read_region
 STAIN_FIT_MAX_TILES = 64    # accepted tiles sampled to fit the Macenko stain matrix
 STAIN_FIT_PIXELS_PER_TILE = 2048
 
 DEFAULT_PARAMS = {
     "tile_um": 271.0, "tile_px": 224, "mask_um_per_px": 8.0, "min_tissue_fraction": 0.5,
-    "max_background_fraction": 0.5, "max_pen_fraction": 0.05, "min_sharpness": 20.0,
+    "max_background_fraction": 0.5, "max_pen_fraction": 0.05, "min_sharpness": 100.0,
     "max_tiles_per_slide": None, "seed": 0,
 }
 
@@ -197,6 +198,8 @@ def tile_slide(info: SlideInfo, params: dict, stain_reference: stain_mod.StainPa
                                                  "background_fraction", "reject_reason")}
         stain_pixels: dict[int, np.ndarray] = {}
         n_reads = 0
+        # tiles per read_region: BLOCK_TILES, fewer if one run would exceed RUN_BYTES (RGBA)
+        run_len = int(max(1, min(BLOCK_TILES, RUN_BYTES // (4 * geom.read_px * geom.read_px))))
         integral = np.pad(mask.mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         pen_integral = np.pad(mask.pen.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         for j in range(ny):
@@ -205,7 +208,7 @@ def tile_slide(info: SlideInfo, params: dict, stain_reference: stain_mod.StainPa
             pen_in_mask = _grid_tissue_fraction(pen_integral, mask.downsample, xs_all, y0, size0) if nx else []
             # candidates: any tissue, or pen ink (so pen-covered tissue is reported as "pen")
             cols = [i for i in range(nx) if fractions[i] > 0 or pen_in_mask[i] > 0]
-            for run in _runs(cols):
+            for run in _runs(cols, run_len):
                 xs = [int(xs_all[i]) for i in run]
                 try:
                     tiles = read_tile_run(slide, xs, y0, geom)
@@ -272,11 +275,11 @@ def _fit_slide_stain(info, accepted_idx, stain_pixels, seed, reference, referenc
     return stain_mod.to_attrs(fitted, reference, len(chosen), reference_path)
 
 
-def _runs(cols: list[int]) -> list[list[int]]:
-    """Consecutive column indices, split into runs of at most BLOCK_TILES."""
+def _runs(cols: list[int], max_len: int = BLOCK_TILES) -> list[list[int]]:
+    """Consecutive column indices, split into runs of at most ``max_len``."""
     runs: list[list[int]] = []
     for c in cols:
-        if runs and c == runs[-1][-1] + 1 and len(runs[-1]) < BLOCK_TILES:
+        if runs and c == runs[-1][-1] + 1 and len(runs[-1]) < max_len:
             runs[-1].append(c)
         else:
             runs.append([c])

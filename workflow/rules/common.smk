@@ -23,7 +23,7 @@ SAMPLE_NAMES = sorted(SAMPLES.index)
 ENCODER = config["features"]["encoder"]
 
 
-def script(name):
+def script_path(name):
     """Path of an entry script, relative to the rule files (Snakemake convention)."""
     return f"../../scripts/{name}"
 

@@ -14,12 +14,13 @@ DEMO = demo_design.settings(config.get("demo"))
 DEMO_DIR = DEMO["out_dir"]
 
 
-def demo_cohort_targets():
-    return []
+# The demo files are inputs of the tiling and expression stages; nothing to add to `all`.
+demo_cohort_targets = lambda: []  # noqa: E731
 
 
 if DEMO["enabled"]:
     demo_design.check_cohorts(DEMO, config["cohorts"])
+    demo_design.check_sheet(DEMO, SAMPLES, config["samples"])
     DEMO_SAMPLES = demo_design.sample_names(DEMO)
     DEMO_COHORTS = demo_design.cohorts(DEMO)
     DEMO_TABLES = {
@@ -48,9 +49,11 @@ if DEMO["enabled"]:
             runtime=10,
         params:
             demo=demo_design.slide_params(DEMO),
-            code_version=code_version("demo", "io", "smk", "errors"),
+            # not demo.tables: editing the table generator must not re-render slides
+            code_version=code_version("demo.__init__", "demo.design", "demo.layout", "demo.render", "demo.slides",
+                                      "io", "smk", "errors"),
         script:
-            script("demo_slide.py")
+            script_path("demo_slide.py")
 
     rule demo_tables:
         input:
@@ -70,10 +73,9 @@ if DEMO["enabled"]:
             runtime=20,
         params:
             demo=DEMO,
-            out_dir=DEMO_DIR,
             code_version=code_version("demo", "io", "smk", "errors", "provenance"),
         script:
-            script("demo_tables.py")
+            script_path("demo_tables.py")
 
     rule demo_cohort:
         input:

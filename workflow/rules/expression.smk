@@ -66,7 +66,7 @@ rule patient_splits:
         proportions=SPLITS_CFG.get("proportions"),
         code_version=code_version("splits", "io", "provenance"),
     script:
-        script("patient_splits.py")
+        script_path("patient_splits.py")
 
 
 rule training_expression:
@@ -94,7 +94,7 @@ rule training_expression:
         gene_chunk_size=EXPRESSION["gene_chunk_size"],
         code_version=code_version("expression", "io", "provenance"),
     script:
-        script("training_expression.py")
+        script_path("training_expression.py")
 
 
 rule prepare_expression:
@@ -120,4 +120,4 @@ rule prepare_expression:
         input_kind=EXPRESSION["input"],
         code_version=code_version("expression", "io", "provenance"),
     script:
-        script("prepare_expression.py")
+        script_path("prepare_expression.py")

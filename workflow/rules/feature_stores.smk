@@ -6,47 +6,38 @@ from emo.encoders import ENCODERS, configured_weights, encoder_names, get_spec, 
 FEATURES = config["features"]
 get_spec(ENCODER)  # unknown features.encoder fails when the DAG is built
 
-# Library modules the extraction imports (tiling and its helpers read the tiles).
-_FEATURE_MODULES = [m for m in ("encoders", "features", "io", "provenance", "smk", "errors", "tiling",
-                                "tile_store", "slides", "stain")
-                    if (SCRIPTS_DIR / "emo" / f"{m}.py").is_file()]
+# Library modules the extraction imports (TileReader and its helpers read the tiles).
+_FEATURE_MODULES = ("encoders", "features", "io", "provenance", "smk", "errors", "tiling", "tile_store", "slides",
+                    "stain", "tissue")
 
 
-def feature_store_path(encoder, sample):
-    return f"results/features/{encoder}/{sample}.h5"
+# Final outputs of this stage, collected by `all` (lambdas: Snakemake's linter asks
+# rule files not to mix rules and function definitions).
+feature_stores_targets = lambda: [f"results/features/{ENCODER}/{s}.h5" for s in SAMPLE_NAMES]  # noqa: E731
 
+# The encoder's weights file as an input: a missing file raises ConfigError (naming
+# features.weights) when the DAG is built. Bundled weights live in the job's Python
+# environment and are resolved there.
+_feature_weights = lambda wildcards: (  # noqa: E731
+    []
+    if configured_weights(wildcards.encoder, FEATURES) is None and ENCODERS[wildcards.encoder].bundled
+    else [str(resolve_weights(wildcards.encoder, configured_weights(wildcards.encoder, FEATURES)))]
+)
 
-def feature_stores_targets():
-    return [feature_store_path(ENCODER, s) for s in SAMPLE_NAMES]
-
-
-def feature_weights(wildcards):
-    """The weights file of the encoder as an input (DAG-time check: a missing file raises
-    ConfigError naming features.weights). Bundled weights live in the job's Python
-    environment and are resolved there."""
-    configured = configured_weights(wildcards.encoder, FEATURES)
-    if configured is None and ENCODERS[wildcards.encoder].bundled:
-        return []
-    return [str(resolve_weights(wildcards.encoder, configured))]
-
-
-def feature_mem_mb(wildcards):
-    if FEATURES.get("mem_mb"):
-        return int(FEATURES["mem_mb"])
-    spec = ENCODERS[wildcards.encoder]
-    batch_mb = FEATURES["batch_size"] * spec.input_px**2 * 3 * 4 * 8 // 2**20  # activations, prefetch
-    return spec.mem_mb + batch_mb + 500 * FEATURES["num_workers"]
-
-
-def feature_threads():
-    return int(FEATURES.get("threads") or FEATURES["num_workers"] + 1)
+# Memory: the encoder's estimate + batches in flight (uint8 and float copies) + workers.
+_feature_mem_mb = lambda wildcards: int(  # noqa: E731
+    FEATURES.get("mem_mb")
+    or ENCODERS[wildcards.encoder].mem_mb
+    + FEATURES["batch_size"] * ENCODERS[wildcards.encoder].input_px ** 2 * 3 * 4 * 8 // 2**20
+    + 500 * FEATURES["num_workers"]
+)
 
 
 rule extract_features:
     input:
         tiles="results/tiles/{sample}.h5",
         slide=slide_path,
-        weights=feature_weights,
+        weights=_feature_weights,
     output:
         features="results/features/{encoder}/{sample}.h5",
     wildcard_constraints:
@@ -58,14 +49,14 @@ rule extract_features:
         benchmark_path("extract_features", "encoder", "sample")
     conda:
         "../../envs/torch.yaml"
-    threads: feature_threads()
+    threads: int(FEATURES.get("threads") or FEATURES["num_workers"] + 1)
     resources:
-        mem_mb=feature_mem_mb,
+        mem_mb=_feature_mem_mb,
         runtime=FEATURES.get("runtime", 120),
         gpu=0 if FEATURES["device"] == "cpu" else 1,
     params:
         code_version=code_version(*_FEATURE_MODULES),
-        weights=lambda wildcards: (feature_weights(wildcards) or [""])[0],
+        weights=lambda wildcards: (_feature_weights(wildcards) or [""])[0],
         batch_size=FEATURES["batch_size"],
         num_workers=FEATURES["num_workers"],
         device=FEATURES["device"],
@@ -73,4 +64,4 @@ rule extract_features:
         stain_method=config["stain_normalisation"]["method"],
         mpp=lambda wildcards: sample_mpp(wildcards.sample),
     script:
-        script("extract_features.py")
+        script_path("extract_features.py")

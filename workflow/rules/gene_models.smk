@@ -8,11 +8,16 @@ GENE_MODELS = config["gene_models"]
 GENE_CHUNKS = chunk_ids(len(input_gene_list(config)), EXPRESSION["gene_chunk_size"])
 TRAIN_SAMPLES = samples_with_split("train")
 TUNE_SAMPLES = samples_with_split("tune")
-_GENE_MODEL_MODULES = ("gene_models", "expression", "io", "provenance", "smk", "errors")
+TRAIN_TUNE_SAMPLES = sorted(TRAIN_SAMPLES + TUNE_SAMPLES)
+_GENE_MODEL_MODULES = ("gene_models", "expression", "predictions", "ridge", "io", "provenance", "smk", "errors")
 
 
 def gene_model_targets_for(encoder):
     return [f"results/models/{encoder}/chunk_{k}.pt" for k in GENE_CHUNKS]
+
+
+def gene_model_arrays_for(encoder):
+    return [f"results/models/{encoder}/chunk_{k}.npz" for k in GENE_CHUNKS]
 
 
 def gene_models_targets():
@@ -41,6 +46,7 @@ rule train_gene_chunk:
     output:
         model="results/models/{encoder}/chunk_{chunk}.pt",
         table="results/models/{encoder}/chunk_{chunk}.tsv",
+        arrays="results/models/{encoder}/chunk_{chunk}.npz",
     wildcard_constraints:
         chunk=r"\d{4}",
     log:
@@ -61,13 +67,13 @@ rule train_gene_chunk:
         settings=GENE_MODELS,
         code_version=code_version(*_GENE_MODEL_MODULES),
     script:
-        script("train_gene_chunk.py")
+        script_path("train_gene_chunk.py")
 
 
 rule train_ridge:
     input:
         expression="results/expression/training.h5",
-        train=expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_SAMPLES + TUNE_SAMPLES),
+        train=expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_TUNE_SAMPLES),
     output:
         model="results/models/{encoder}/ridge.h5",
         table="results/models/{encoder}/ridge.tsv",
@@ -79,13 +85,13 @@ rule train_ridge:
         "../../envs/stats.yaml"
     threads: GENE_MODELS["threads"]
     resources:
-        mem_mb=lambda wc: 2000 + int(len(TRAIN_SAMPLES + TUNE_SAMPLES) * 1280 * 8 * 4 / 2**20),
+        mem_mb=lambda wc: 2000 + int(len(TRAIN_TUNE_SAMPLES) * 1280 * 8 * 4 / 2**20),
         runtime=GENE_MODELS["runtime"],
     params:
-        samples=sorted(TRAIN_SAMPLES + TUNE_SAMPLES),
-        sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_SAMPLES + TUNE_SAMPLES},
+        samples=TRAIN_TUNE_SAMPLES,
+        sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_TUNE_SAMPLES},
         alphas=GENE_MODELS["ridge_alphas"],
         folds=GENE_MODELS["ridge_folds"],
         code_version=code_version("ridge", "expression", "io", "provenance", "smk", "errors"),
     script:
-        script("train_ridge.py")
+        script_path("train_ridge.py")

@@ -9,6 +9,7 @@ from emo.stats.inputs import check_clinical_columns as _check_clinical_columns
 
 STATS = _statistics_settings(config.get("statistics"))
 STATS_DIR = "results/statistics/{encoder}"
+STATS_OUT = "results/statistics/{encoder,[^/]+}"  # outputs: encoder is one path component
 STATS_CLINICAL = config.get("clinical")
 STATS_INPUTS = {
     "prepared": "results/expression/prepared.h5",
@@ -37,8 +38,8 @@ rule gene_statistics_validation:
     input:
         **STATS_INPUTS,
     output:
-        validation=f"{STATS_DIR}/validation.tsv",
-        selected=f"{STATS_DIR}/selected_genes.tsv",
+        validation=f"{STATS_OUT}/validation.tsv",
+        selected=f"{STATS_OUT}/selected_genes.tsv",
     params:
         statistics={"selection": STATS["selection"]},
         code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
@@ -54,7 +55,54 @@ rule gene_statistics_validation:
         mem_mb=6000,
         runtime=30,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
+
+
+rule gene_statistics_validation_ridge:
+    input:
+        **{**STATS_INPUTS, "predictions": "results/predictions/{encoder}/patients_ridge.tsv"},
+    output:
+        validation=f"{STATS_OUT}/ridge/validation.tsv",
+        selected=f"{STATS_OUT}/ridge/selected_genes.tsv",
+    params:
+        statistics={"selection": STATS["selection"]},
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
+                                  "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_validation_ridge", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_validation_ridge", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    script:
+        script_path("gene_statistics.py")
+
+
+rule gene_statistics_model_comparison:
+    input:
+        emo=f"{STATS_DIR}/validation.tsv",
+        ridge=f"{STATS_DIR}/ridge/validation.tsv",
+    output:
+        table=f"{STATS_OUT}/model_comparison.tsv",
+    params:
+        statistics={"selection": STATS["selection"]},
+        code_version=code_version("stats.__init__", "stats.validation", "io", "provenance", "smk", "errors"),
+    log:
+        log_path("gene_statistics_model_comparison", "encoder"),
+    benchmark:
+        benchmark_path("gene_statistics_model_comparison", "encoder")
+    conda:
+        STATS_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        script_path("gene_statistics.py")
 
 
 rule gene_statistics_testing:
@@ -62,8 +110,8 @@ rule gene_statistics_testing:
         **STATS_INPUTS,
         selected=f"{STATS_DIR}/selected_genes.tsv",
     output:
-        test=f"{STATS_DIR}/test.tsv",
-        external=f"{STATS_DIR}/external.tsv",
+        test=f"{STATS_OUT}/test.tsv",
+        external=f"{STATS_OUT}/external.tsv",
     params:
         statistics={"test_alpha": STATS["test_alpha"]},
         code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
@@ -79,7 +127,7 @@ rule gene_statistics_testing:
         mem_mb=4000,
         runtime=30,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
 
 
 rule gene_statistics_proliferation:
@@ -88,9 +136,9 @@ rule gene_statistics_proliferation:
         clinical=STATS_CLINICAL or [],
         validation=f"{STATS_DIR}/validation.tsv",
     output:
-        scores=f"{STATS_DIR}/proliferation_scores.tsv",
-        table=f"{STATS_DIR}/proliferation.tsv",
-        genes=f"{STATS_DIR}/proliferation_genes.tsv",
+        scores=f"{STATS_OUT}/proliferation_scores.tsv",
+        table=f"{STATS_OUT}/proliferation.tsv",
+        genes=f"{STATS_OUT}/proliferation_genes.tsv",
     params:
         statistics={"proliferation_genes": STATS["proliferation_genes"]},
         code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clinical",
@@ -106,7 +154,7 @@ rule gene_statistics_proliferation:
         mem_mb=2000,
         runtime=15,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
 
 
 rule gene_statistics_markers:
@@ -115,8 +163,8 @@ rule gene_statistics_markers:
         clinical=STATS_CLINICAL or [],
         scores=f"{STATS_DIR}/proliferation_scores.tsv",
     output:
-        summary=f"{STATS_DIR}/markers_summary.tsv",
-        tests=f"{STATS_DIR}/markers_tests.tsv",
+        summary=f"{STATS_OUT}/markers_summary.tsv",
+        tests=f"{STATS_OUT}/markers_tests.tsv",
     params:
         statistics={"markers": STATS["markers"]},
         code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clinical",
@@ -132,7 +180,7 @@ rule gene_statistics_markers:
         mem_mb=2000,
         runtime=15,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
 
 
 rule gene_statistics_pam50:
@@ -140,8 +188,8 @@ rule gene_statistics_pam50:
         **STATS_INPUTS,
         clinical=STATS_CLINICAL or [],
     output:
-        clusters=f"{STATS_DIR}/pam50_clusters.tsv",
-        ari=f"{STATS_DIR}/pam50_clustering.tsv",
+        clusters=f"{STATS_OUT}/pam50_clusters.tsv",
+        ari=f"{STATS_OUT}/pam50_clustering.tsv",
     params:
         statistics={"pam50": STATS["pam50"]},
         code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clustering",
@@ -157,7 +205,7 @@ rule gene_statistics_pam50:
         mem_mb=2000,
         runtime=30,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
 
 
 rule gene_statistics_er_models:
@@ -166,8 +214,8 @@ rule gene_statistics_er_models:
         clinical=STATS_CLINICAL or [],
         selected=f"{STATS_DIR}/selected_genes.tsv",
     output:
-        models=f"{STATS_DIR}/er_models.tsv",
-        summary=f"{STATS_DIR}/er_summary.tsv",
+        models=f"{STATS_OUT}/er_models.tsv",
+        summary=f"{STATS_OUT}/er_summary.tsv",
     params:
         statistics={"er_models": STATS["er_models"]},
         code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.er_models",
@@ -183,7 +231,7 @@ rule gene_statistics_er_models:
         mem_mb=4000,
         runtime=30,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
 
 
 def _statistics_figure_inputs(wildcards):
@@ -214,7 +262,7 @@ rule gene_statistics_figures:
     input:
         unpack(_statistics_figure_inputs),
     output:
-        **{key: report(f"{STATS_DIR}/figures/{name}", caption=f"../report/{caption}", category="Gene statistics",
+        **{key: report(f"{STATS_OUT}/figures/{name}", caption=f"../report/{caption}", category="Gene statistics",
                        labels={"figure": key, "encoder": "{encoder}"})
            for key, (name, caption) in _STATS_FIGURES.items()},
     params:
@@ -231,7 +279,7 @@ rule gene_statistics_figures:
         mem_mb=4000,
         runtime=30,
     script:
-        script("gene_statistics.py")
+        script_path("gene_statistics.py")
 
 
 def gene_statistics_targets(encoder=None):
@@ -241,5 +289,7 @@ def gene_statistics_targets(encoder=None):
         names += ["proliferation_scores.tsv", "proliferation.tsv", "proliferation_genes.tsv",
                   "markers_summary.tsv", "markers_tests.tsv", "pam50_clusters.tsv", "pam50_clustering.tsv",
                   "er_models.tsv", "er_summary.tsv"]
+    if STATS["ridge_baseline"]:
+        names += ["ridge/validation.tsv", "ridge/selected_genes.tsv", "model_comparison.tsv"]
     names += [f"figures/{name}" for name, _ in _STATS_FIGURES.values()]
     return [f"{base}/{name}" for name in names]

@@ -42,8 +42,8 @@ def _het_enabled():
 
 
 HET_TRAITS = heterogeneity_traits() if _het_enabled() else []
-HET_DEVICE = HET.get("device", "cpu")
-HET_GPU = {"gpu": 1} if HET_DEVICE == "cuda" else {}
+HET_DEVICE = HET.get("device", "auto")
+HET_GPU = {"gpu": 1} if HET.get("gpu", False) else {}
 
 
 wildcard_constraints:
@@ -74,7 +74,7 @@ rule heterogeneity_splits:
         mem_mb=1000,
         runtime=10,
     script:
-        script("heterogeneity_splits.py")
+        script_path("heterogeneity_splits.py")
 
 
 rule heterogeneity_train:
@@ -106,7 +106,7 @@ rule heterogeneity_train:
         runtime=120,
         **HET_GPU,
     script:
-        script("heterogeneity_train.py")
+        script_path("heterogeneity_train.py")
 
 
 rule heterogeneity_hti:
@@ -137,7 +137,7 @@ rule heterogeneity_hti:
         mem_mb=4000,
         runtime=60,
     script:
-        script("heterogeneity_hti.py")
+        script_path("heterogeneity_hti.py")
 
 
 rule heterogeneity_survival:
@@ -165,7 +165,7 @@ rule heterogeneity_survival:
         mem_mb=2000,
         runtime=15,
     script:
-        script("heterogeneity_survival.py")
+        script_path("heterogeneity_survival.py")
 
 
 def heterogeneity_targets():

@@ -14,7 +14,7 @@ def predictions_targets():
 rule predict_slide:
     input:
         features="results/features/{encoder}/{sample}.h5",
-        models=lambda wc: gene_model_targets_for(wc.encoder),
+        models=lambda wc: gene_model_arrays_for(wc.encoder),
         ridge="results/models/{encoder}/ridge.h5",
     output:
         "results/predictions/{encoder}/slides/{sample}.h5",
@@ -32,9 +32,9 @@ rule predict_slide:
         runtime=30,
     params:
         tile_genes=PREDICTIONS["tile_genes"],
-        code_version=code_version("predictions", "gene_models", "ridge", "io", "provenance", "smk", "errors"),
+        code_version=code_version("predictions", "ridge", "io", "provenance", "smk", "errors"),
     script:
-        script("predict_slide.py")
+        script_path("predict_slide.py")
 
 
 rule patient_predictions:
@@ -56,6 +56,6 @@ rule patient_predictions:
     params:
         samples=SAMPLE_NAMES,
         sample_patient=SAMPLE_PATIENT,
-        code_version=code_version("predictions", "gene_models", "ridge", "io", "provenance", "smk", "errors"),
+        code_version=code_version("predictions", "ridge", "io", "provenance", "smk", "errors"),
     script:
-        script("patient_predictions.py")
+        script_path("patient_predictions.py")

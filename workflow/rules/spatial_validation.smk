@@ -32,6 +32,17 @@ if SPATIAL["enabled"]:
     # table (demo) is validated by the checkpoint below.
     if Path(SPATIAL["rois"]).is_file():
         _spatial_check_samples(_spatial_load_rois(SPATIAL["rois"])["sample"], f"ROI table {SPATIAL['rois']}")
+    # Genes named in the spatial config must have tile-level predictions.
+    _tile_genes = (config.get("predictions") or {}).get("tile_genes", "all")
+    if isinstance(_tile_genes, list):
+        from emo.spatial import required_genes as _spatial_required_genes
+
+        _missing = [g for g in _spatial_required_genes(SPATIAL) if g not in _tile_genes]
+        if _missing:
+            raise _SpatialConfigError(
+                f"config key 'predictions.tile_genes' lacks {', '.join(_missing)}, needed by "
+                "'spatial.multi_gene_probes' / 'spatial.probe_gene_map' / 'spatial.proliferation_genes' (with "
+                "'spatial.ki67'); add them to predictions.tile_genes or set it to 'all'")
 
 
 def _spatial_samples():
@@ -76,119 +87,4 @@ def spatial_validation_targets():
     return outputs + figures + [_spatial_overlay_targets]
 
 
-checkpoint spatial_rois:
-    input:
-        rois=SPATIAL["rois"] or [],
-    output:
-        rois="results/spatial/rois.tsv",
-    log:
-        log_path("spatial_rois"),
-    benchmark:
-        benchmark_path("spatial_rois")
-    params:
-        code_version=code_version(*SPATIAL_CODE),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/stats.yaml"
-    script:
-        script("spatial_rois.py")
-
-
-rule spatial_roi_predictions:
-    input:
-        rois="results/spatial/rois.tsv",
-        tiles="results/tiles/{sample}.h5",
-        predictions="results/predictions/{encoder}/slides/{sample}.h5",
-    output:
-        table=f"{SPATIAL_DIR}/rois/{{sample}}.tsv",
-    log:
-        log_path("spatial_roi_predictions", "encoder", "sample"),
-    benchmark:
-        benchmark_path("spatial_roi_predictions", "encoder", "sample")
-    params:
-        code_version=code_version(*SPATIAL_CODE),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    conda:
-        "../../envs/stats.yaml"
-    script:
-        script("spatial_roi_predictions.py")
-
-
-rule spatial_models:
-    input:
-        unpack(_spatial_model_inputs),
-    output:
-        **_spatial_model_outputs(),
-    log:
-        log_path("spatial_models", "encoder"),
-    benchmark:
-        benchmark_path("spatial_models", "encoder")
-    params:
-        code_version=code_version(*SPATIAL_CODE),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/r_lme4.yaml"
-    script:
-        script("spatial_models.py")
-
-
-rule spatial_figures:
-    input:
-        probes=f"{SPATIAL_DIR}/probes.tsv",
-        spearman=f"{SPATIAL_DIR}/spearman.tsv",
-    output:
-        padj=report(f"{SPATIAL_DIR}/figures/padj.png", caption="../report/spatial_padj.rst",
-                    category="Spatial validation"),
-        coefficients=report(f"{SPATIAL_DIR}/figures/coefficients.png",
-                            caption="../report/spatial_coefficients.rst", category="Spatial validation"),
-        spearman=report(f"{SPATIAL_DIR}/figures/spearman.png", caption="../report/spatial_spearman.rst",
-                        category="Spatial validation"),
-    log:
-        log_path("spatial_figures", "encoder"),
-    benchmark:
-        benchmark_path("spatial_figures", "encoder")
-    params:
-        code_version=code_version(*SPATIAL_CODE),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/stats.yaml"
-    script:
-        script("spatial_figures.py")
-
-
-rule spatial_overlay:
-    input:
-        rois="results/spatial/rois.tsv",
-        probes=f"{SPATIAL_DIR}/probes.tsv",
-        slide=slide_path,
-        tiles="results/tiles/{sample}.h5",
-        predictions="results/predictions/{encoder}/slides/{sample}.h5",
-    output:
-        png=report(f"{SPATIAL_DIR}/overlays/{{sample}}.png", caption="../report/spatial_overlay.rst",
-                   category="Spatial validation", subcategory="ROI overlays"),
-    log:
-        log_path("spatial_overlay", "encoder", "sample"),
-    benchmark:
-        benchmark_path("spatial_overlay", "encoder", "sample")
-    params:
-        code_version=code_version(*SPATIAL_CODE),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=15,
-    conda:
-        "../../envs/stats.yaml"
-    script:
-        script("spatial_overlay.py")
+include: "spatial_validation_rules.smk"

@@ -15,15 +15,15 @@ if STAIN["method"] == "macenko" and not Path(STAIN["reference"]).is_file():
     )
 
 
-def tile_stores_targets():
-    return expand("results/tiles/{sample}.h5", sample=SAMPLE_NAMES)
+# Final outputs of this stage, collected by `all` (lambdas: Snakemake's linter asks
+# rule files not to mix rules and function definitions).
+tile_stores_targets = lambda: expand("results/tiles/{sample}.h5", sample=SAMPLE_NAMES)  # noqa: E731
 
-
-def _tile_slide_inputs(wildcards):
-    inputs = {"slide": slide_path(wildcards)}
-    if STAIN["method"] == "macenko":
-        inputs["stain_reference"] = STAIN["reference"]
-    return inputs
+# The slide (sample-sheet path) and, for Macenko, the reference stain file.
+_tile_slide_inputs = lambda wildcards: dict(  # noqa: E731
+    slide=slide_path(wildcards),
+    **({"stain_reference": STAIN["reference"]} if STAIN["method"] == "macenko" else {}),
+)
 
 
 rule tile_slide:

@@ -142,6 +142,22 @@ def check_cohorts(cfg: Mapping[str, Any], cohorts: Mapping[str, Any]) -> None:
                               f"add it there (expression: {cfg['out_dir']}/expression_{cohort}.tsv) or remove it")
 
 
+def check_sheet(cfg: Mapping[str, Any], sheet: pd.DataFrame, sheet_path: str = "the sample sheet") -> None:
+    """Rows of the sample sheet that point into the demo folder must be demo samples of
+    this config (same patient and cohort); raised at DAG-build time."""
+    expected = sample_sheet(cfg).set_index("sample")
+    prefix = f"{cfg['out_dir']}/slides/"
+    for row in sheet.itertuples(index=False):
+        if not str(row.slide).startswith(prefix):
+            continue
+        if row.sample not in expected.index or (expected.loc[row.sample, "patient"], expected.loc[row.sample, "cohort"]) \
+                != (row.patient, row.cohort) or expected.loc[row.sample, "slide"] != row.slide:
+            raise ConfigError(
+                f"{sheet_path}: sample {row.sample!r} (slide {row.slide}) is not a demo sample of config key 'demo' "
+                f"(seed {cfg['seed']}, patients {dict(cfg['patients'])}); regenerate the sheet with "
+                "`cd scripts && python -m emo.demo sheet <config.yaml> > <sheet>` or set demo.enabled: false")
+
+
 def slide_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The subset of the demo config that slide rendering depends on."""
     return {key: cfg[key] for key in SLIDE_KEYS}
@@ -300,11 +316,9 @@ def slide_spec(cfg: Mapping[str, Any], sample: str) -> SlideSpec:
 
 
 def st_samples(cfg: Mapping[str, Any]) -> list[str]:
-    """Slides with spatial-transcriptomics ROIs: first slides of external-cohort-like patients.
-
-    Taken from the last cohort in sorted order that is not the normalisation reference
-    is not known here, so: the ``-A`` slides of a seeded random choice of patients,
-    preferring cohort ABIM when present."""
+    """Slides with spatial-transcriptomics ROIs: the first (``-A``) slides of a seeded
+    random choice of patients of the external cohort ABIM (all cohorts if absent),
+    like EMO's independent ST collection."""
     sheet = sample_sheet(cfg)
     first = sheet[sheet["sample"].str.endswith("-A")]
     pool = first[first["cohort"] == "ABIM"] if (first["cohort"] == "ABIM").any() else first

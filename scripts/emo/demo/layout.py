@@ -100,7 +100,7 @@ def make_layout(spec: SlideSpec) -> Layout:
         ys, xs = np.nonzero(tissue & ~pen)
         if ys.size:
             k = rng.integers(ys.size)
-            half = int(rng.uniform(300, 450) / FINE_UM / 2)
+            half = int(rng.uniform(450, 700) / FINE_UM / 2)
             y0, x0 = max(ys[k] - half, 0), max(xs[k] - half, 0)
             blur[y0:ys[k] + half, x0:xs[k] + half] = True
     return Layout(spec, labels, pen, blur, pen_colour)

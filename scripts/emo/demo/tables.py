@@ -252,10 +252,12 @@ def place_rois(cfg: Mapping[str, Any], t: SlideTruth) -> list[dict[str, Any]]:
     tissue = t.labels > 0
     width_um, height_um = t.level0_width * t.mpp, t.level0_height * t.mpp
     boxes: list[tuple[float, float, float, float]] = []
-    for _ in range(3000):
+    tries = 4000
+    for attempt in range(tries):
         if len(boxes) == n_target:
             break
-        w, h = rng.uniform(300, 500, 2)
+        # ROIs of 300-500 µm; shrink towards 150 µm when a small slide leaves no room
+        w, h = rng.uniform(300, 500, 2) * max(0.3, 1.0 - attempt / tries)
         x, y = rng.uniform(0, width_um - w), rng.uniform(0, height_um - h)
         r0, r1 = int(y / t.um_per_px), int((y + h) / t.um_per_px)
         c0, c1 = int(x / t.um_per_px), int((x + w) / t.um_per_px)

@@ -25,6 +25,7 @@ PAM50_GENES = ("ACTR3B", "ANLN", "BAG1", "BCL2", "BIRC5", "BLVRA", "CCNB1", "CCN
 
 DEFAULTS = {
     "selection": {"min_r2": 0.2, "max_padj": 0.001},
+    "ridge_baseline": True,
     "test_alpha": 0.05,
     "proliferation_genes": list(PROLIFERATION_GENES),
     "markers": {"ESR1": "er", "PGR": "pr", "ERBB2": "her2", "MKI67": "proliferation"},

@@ -68,11 +68,20 @@ def load_splits(path: str | Path) -> pd.DataFrame:
     return splits.set_index("patient", drop=False)
 
 
-def load_predictions(path: str | Path) -> pd.DataFrame:
-    """Patient-level predictions (patients x genes, float64), patient as index."""
-    frame = pd.read_csv(path, sep="\t", dtype={"patient": str}, engine="c")
-    if "patient" not in frame.columns:
+def load_predictions(path: str | Path, genes: list[str] | None = None) -> pd.DataFrame:
+    """Patient-level predictions (patients x genes, float64), patient as index; with
+    ``genes`` only those columns are parsed (in the given order, absent ones skipped)."""
+    header = list(pd.read_csv(path, sep="\t", nrows=0).columns)
+    if not header or header[0] != "patient":
         raise InputTableError(f"prediction table {path}: first column must be 'patient'")
+    usecols = None
+    if genes is not None:
+        present = set(header)
+        wanted = [g for g in dict.fromkeys(genes) if g in present and g != "patient"]
+        usecols = ["patient", *wanted]
+    frame = pd.read_csv(path, sep="\t", dtype={"patient": str}, usecols=usecols, engine="c")
+    if usecols is not None:
+        frame = frame[usecols]
     frame = frame.set_index("patient")
     if frame.index.duplicated().any():
         dup = frame.index[frame.index.duplicated()][0]
@@ -158,9 +167,7 @@ def load_dataset(prepared: str | Path, splits: str | Path, predictions: str | Pa
     to ``genes`` when given); a predicted gene absent from prepared.h5 is an error.
     Patients: those with a split, a prediction and measured expression."""
     split_table = load_splits(splits)
-    predicted = load_predictions(predictions)
-    if genes is not None:
-        predicted = predicted[[g for g in genes if g in predicted.columns]]
+    predicted = load_predictions(predictions, genes=genes)
     measured = load_measured(prepared, genes=list(predicted.columns))
     absent = [g for g in predicted.columns if g not in measured.values.columns]
     if absent:

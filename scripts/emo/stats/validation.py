@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 
 from . import core
@@ -115,3 +114,33 @@ def run_testing(prepared, splits, predictions, selected, out_test, out_external,
     for table, path in ((internal, out_test), (external, out_external)):
         write_tsv(table, path)
         write_sidecar(path, version, params, [prepared, splits, predictions, selected])
+
+
+COMPARISON_COLUMNS = ["model", "n_genes", "n_padj_below_0.05", "n_r2_above_min", "n_selected",
+                      "median_spearman_r", "median_r2_pred"]
+
+
+def model_comparison(tables: dict[str, pd.DataFrame], min_r2: float) -> pd.DataFrame:
+    """One row per model's validation table (EMO gene models vs the ridge baseline),
+    counted over the genes the models share."""
+    shared = sorted(set.intersection(*(set(t["gene"]) for t in tables.values())))
+    rows = []
+    for model, table in tables.items():
+        t = table.set_index("gene").loc[shared]
+        rows.append({"model": model, "n_genes": len(shared),
+                     "n_padj_below_0.05": int((t["padj_bh"] < 0.05).sum()),
+                     "n_r2_above_min": int((t["r2_pred"] > min_r2).sum()),
+                     "n_selected": int(t["selected"].astype(bool).sum()),
+                     "median_spearman_r": float(t["spearman_r"].median()),
+                     "median_r2_pred": float(t["r2_pred"].median())})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def run_model_comparison(validation_paths: dict[str, str], out_path, cfg: dict, version: str) -> None:
+    """Rule gene_statistics_model_comparison."""
+    from ..io import write_tsv
+    from ..provenance import write_sidecar
+
+    tables = {model: pd.read_csv(path, sep="\t") for model, path in validation_paths.items()}
+    write_tsv(model_comparison(tables, cfg["selection"]["min_r2"]), out_path)
+    write_sidecar(out_path, version, {"selection": cfg["selection"]}, list(validation_paths.values()))

@@ -1,0 +1,149 @@
+"""Batched per-gene training: equivalence with one-gene runs, early stopping, Adam,
+masking of stopped genes, determinism, chunk training from feature stores."""
+
+import numpy as np
+import pytest
+import torch
+
+from emo import gene_models as gm
+from emo import predictions
+
+from gene_models_fixtures import make_cohort
+
+
+def toy_problem(seed=0, n_genes=8, dim=24, n_pat=30, n_tune=10, tiles=15):
+    rng = np.random.default_rng(seed)
+    z, zt = rng.normal(size=(n_pat, dim)), rng.normal(size=(n_tune, dim))
+    beta = rng.normal(size=(dim, n_genes)) * (rng.random(n_genes) > 0.4)
+    y = z @ beta / np.sqrt(dim) + rng.normal(size=(n_pat, n_genes))
+    yt = zt @ beta / np.sqrt(dim) + rng.normal(size=(n_tune, n_genes))
+    x = (np.repeat(z, tiles, 0) + rng.normal(size=(n_pat * tiles, dim))).astype(np.float32)
+    xt = (np.repeat(zt, tiles, 0) + rng.normal(size=(n_tune * tiles, dim))).astype(np.float32)
+    return (x, y, np.repeat(np.arange(n_pat), tiles), xt, yt, np.repeat(np.arange(n_tune), tiles),
+            [f"G{i}" for i in range(n_genes)])
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_batched_chunk_equals_each_gene_trained_alone(head):
+    x, y, p, xt, yt, pt, genes = toy_problem()
+    cfg = gm.TrainConfig(head=head, hidden=6, learning_rate=3e-3, steps_per_epoch=12, max_epochs=40, patience=4,
+                         min_delta=0.003, device="cpu", seed=5)
+    batched = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
+    pred_b = gm.predict_standardised(batched["params"], xt)
+    # the genes stop at different epochs, so masking of stopped genes is exercised
+    assert len(set(batched["epochs_run"].tolist())) > 1
+    for i, gene in enumerate(genes):
+        alone = gm.train_heads(x, y[:, [i]], p, xt, yt[:, [i]], pt, [gene], cfg)
+        assert alone["best_epoch"][0] == batched["best_epoch"][i]
+        assert alone["epochs_run"][0] == batched["epochs_run"][i]
+        assert alone["stopped_early"][0] == batched["stopped_early"][i]
+        np.testing.assert_allclose(alone["best_tune_loss"][0], batched["best_tune_loss"][i], rtol=1e-5)
+        pred_a = gm.predict_standardised(alone["params"], xt)
+        assert np.abs(pred_a[:, 0] - pred_b[:, i]).max() < 1e-4
+        np.testing.assert_allclose(alone["tune_curve"][0], batched["tune_curve"][i, :alone["tune_curve"].shape[1]],
+                                   rtol=1e-5)
+
+
+def test_gene_order_and_chunk_composition_do_not_matter():
+    x, y, p, xt, yt, pt, genes = toy_problem(seed=1)
+    cfg = gm.TrainConfig(steps_per_epoch=10, max_epochs=15, patience=3, device="cpu", dtype="float64")
+    full = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
+    order = [5, 2, 7]
+    part = gm.train_heads(x, y[:, order], p, xt, yt[:, order], pt, [genes[i] for i in order], cfg)
+    np.testing.assert_array_equal(part["best_epoch"], full["best_epoch"][order])
+    np.testing.assert_allclose(part["params"]["W"], full["params"]["W"][order], atol=1e-12)
+
+
+def test_training_is_deterministic():
+    x, y, p, xt, yt, pt, genes = toy_problem(seed=2)
+    cfg = gm.TrainConfig(head="mlp", hidden=4, steps_per_epoch=5, max_epochs=6, patience=3, device="cpu")
+    a = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
+    b = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
+    for k in a["params"]:
+        np.testing.assert_array_equal(a["params"][k], b["params"][k])
+    np.testing.assert_array_equal(a["tune_curve"], b["tune_curve"])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_masked_adam_matches_torch_adam_and_freezes_inactive_genes(monkeypatch, fused):
+    if fused and not hasattr(torch, "_fused_adam_"):
+        pytest.skip("no fused Adam kernel in this torch")
+    monkeypatch.setattr(gm, "FUSED_ADAM", fused)
+    torch.manual_seed(0)
+    w0 = torch.randn(3, 5, dtype=torch.float64)
+    targets = torch.randn(3, 5, dtype=torch.float64)
+    ours = {"W": w0.clone().requires_grad_(True)}
+    ref = w0.clone().requires_grad_(True)
+    opt_ours = gm.MaskedAdam(ours, lr=0.01, weight_decay=0.1)
+    opt_ref = torch.optim.Adam([ref], lr=0.01, weight_decay=0.1)
+    active = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+    frozen_before = ours["W"][1].detach().clone()
+    for step in range(25):
+        loss = ((ours["W"] - targets) ** 2 * active[:, None]).sum()
+        loss.backward()
+        opt_ours.step(active)
+        opt_ref.zero_grad()
+        ((ref - targets) ** 2).sum().backward()
+        opt_ref.step()
+    np.testing.assert_allclose(ours["W"][[0, 2]].detach().numpy(), ref[[0, 2]].detach().numpy(), rtol=1e-10)
+    assert torch.equal(ours["W"][1].detach(), frozen_before)
+
+
+def test_early_stopping_semantics():
+    stopper = gm.EarlyStopping(2, min_delta=0.1, patience=2)
+    # gene 0 improves significantly then only marginally; gene 1 keeps improving
+    losses = [(1.0, 1.0), (0.8, 0.8), (0.75, 0.6), (0.72, 0.4), (0.9, 0.2)]
+    saved = []
+    for epoch, loss in enumerate(losses, start=1):
+        saved.append(stopper.update(epoch, np.array(loss)).tolist())
+        if epoch == 4:
+            # gene 0: improvements 0.05 and 0.03 < min_delta twice -> stops after epoch 4
+            assert stopper.active.tolist() == [False, True]
+    assert stopper.epochs_run.tolist() == [4, 5]
+    assert stopper.stopped_early.tolist() == [True, False]
+    # the best weights follow the lowest loss, even if the gain is below min_delta
+    assert stopper.best_epoch.tolist() == [4, 5]
+    np.testing.assert_allclose(stopper.best_loss, [0.72, 0.2])
+    assert [s[0] for s in saved] == [True, True, True, True, False]
+
+
+def test_max_epochs_ends_training_without_early_stop():
+    x, y, p, xt, yt, pt, genes = toy_problem(seed=3, n_genes=3)
+    cfg = gm.TrainConfig(steps_per_epoch=3, max_epochs=4, patience=100, device="cpu")
+    out = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
+    assert out["epochs_run"].tolist() == [4, 4, 4]
+    assert not out["stopped_early"].any()
+    assert out["tune_curve"].shape == (3, 4)
+
+
+def test_tile_cap_is_seeded_by_sample_and_bounded():
+    a = gm.select_tiles(100, 10, 0, "S1")
+    assert len(a) == 10 and np.all(np.diff(a) > 0)
+    np.testing.assert_array_equal(a, gm.select_tiles(100, 10, 0, "S1"))
+    assert not np.array_equal(a, gm.select_tiles(100, 10, 0, "S2"))
+    np.testing.assert_array_equal(gm.select_tiles(5, 10, 0, "S1"), np.arange(5))
+
+
+def test_train_chunk_from_feature_stores_learns_signal_and_numpy_prediction_matches(tmp_path):
+    cohort = make_cohort(tmp_path, n_patients={"TCGA": 40}, n_genes=8, n_signal=4, dim=16)
+    sheet = cohort["sheet"]
+    patients = sorted(sheet["patient"].unique())
+    train_p, tune_p = set(patients[:28]), set(patients[28:36])
+    feats = {s: str(tmp_path / "results" / "features" / "toy" / f"{s}.h5") for s in sheet["sample"]}
+    sp = dict(zip(sheet["sample"], sheet["patient"]))
+    matrix = cohort["matrices"]["TCGA"]
+    store = {"values": matrix.T.to_numpy(), "patients": list(matrix.columns), "genes": list(matrix.index)}
+    cfg = gm.TrainConfig(steps_per_epoch=20, max_epochs=40, patience=5, max_tiles_per_slide=8,
+                         tune_tiles_per_slide=8, device="cpu")
+    state = gm.train_chunk(cohort["genes"], store, {s: f for s, f in feats.items() if sp[s] in train_p},
+                           {s: f for s, f in feats.items() if sp[s] in tune_p}, sp, cfg)
+    table = gm.summary_table(state).set_index("gene")
+    # signal genes reach a clearly lower tune loss than noise genes
+    assert table.loc[cohort["signal_genes"], "best_tune_loss"].max() < table.loc[["N00", "N01"], "best_tune_loss"].min()
+    gm.save_state(state, tmp_path / "c.pt")
+    predictions.save_chunk_arrays(tmp_path / "c.npz", state)
+    loaded = gm.load_state(tmp_path / "c.pt")
+    arrays = predictions.load_chunk_arrays(tmp_path / "c.npz")
+    x = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
+    np.testing.assert_allclose(predictions.predict_chunk(arrays, x), gm.predict_features(loaded, x), rtol=1e-5,
+                               atol=1e-5)

@@ -1,0 +1,41 @@
+"""DAG-level checks of workflow/rules/heterogeneity.smk (dry runs of the small e2e config)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "test" / "config.yaml"
+
+
+def dry_run(tmp_path, *config_overrides, targets=()):
+    (tmp_path / "config").symlink_to(REPO / "config")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(CONFIG), "-n", "--quiet", "rules", *targets]
+    if config_overrides:
+        cmd += ["--config", *config_overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CONFIG.is_file(), reason="config/test/config.yaml not present")
+def test_dag_has_one_training_job_per_trait(tmp_path):
+    result = dry_run(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    lines = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.strip().startswith("heterogeneity_")}
+    assert lines.get("heterogeneity_train") == "2"
+    for rule in ("heterogeneity_splits", "heterogeneity_hti", "heterogeneity_survival"):
+        assert lines.get(rule) == "1", out[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CONFIG.is_file(), reason="config/test/config.yaml not present")
+def test_trait_without_tile_predictions_fails_at_dag_build(tmp_path):
+    result = dry_run(tmp_path, "predictions={'tile_genes': ['ESR1']}",
+                     "heterogeneity={'traits': ['MKI67', 'PTPRC']}")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "predictions.tile_genes" in out and "heterogeneity.continuous.source" in out, out[-2000:]

@@ -1,0 +1,131 @@
+# Stage spatial_validation: the jobs. Helpers, settings and spatial_validation_targets()
+# are in spatial_validation.smk, which includes this file.
+
+
+checkpoint spatial_rois:
+    input:
+        rois=SPATIAL["rois"] or [],
+    output:
+        rois="results/spatial/rois.tsv",
+    log:
+        log_path("spatial_rois"),
+    benchmark:
+        benchmark_path("spatial_rois")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_rois.py")
+
+
+rule spatial_roi_predictions:
+    input:
+        rois="results/spatial/rois.tsv",
+        counts=SPATIAL["probe_counts"] or [],
+        tiles="results/tiles/{sample}.h5",
+        predictions="results/predictions/{encoder}/slides/{sample}.h5",
+    output:
+        table=f"{SPATIAL_DIR}/rois/{{sample}}.tsv",
+    wildcard_constraints:
+        encoder=r"[^/]+",
+        sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        log_path("spatial_roi_predictions", "encoder", "sample"),
+    benchmark:
+        benchmark_path("spatial_roi_predictions", "encoder", "sample")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_roi_predictions.py")
+
+
+rule spatial_models:
+    input:
+        unpack(_spatial_model_inputs),
+    output:
+        **_spatial_model_outputs(),
+    wildcard_constraints:
+        encoder=r"[^/]+",
+    log:
+        log_path("spatial_models", "encoder"),
+    benchmark:
+        benchmark_path("spatial_models", "encoder")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/r_lme4.yaml"
+    script:
+        script_path("spatial_models.py")
+
+
+rule spatial_figures:
+    input:
+        probes=f"{SPATIAL_DIR}/probes.tsv",
+        spearman=f"{SPATIAL_DIR}/spearman.tsv",
+    output:
+        padj=report(f"{SPATIAL_DIR}/figures/padj.png", caption="../report/spatial_padj.rst",
+                    category="Spatial validation"),
+        coefficients=report(f"{SPATIAL_DIR}/figures/coefficients.png",
+                            caption="../report/spatial_coefficients.rst", category="Spatial validation"),
+        spearman=report(f"{SPATIAL_DIR}/figures/spearman.png", caption="../report/spatial_spearman.rst",
+                        category="Spatial validation"),
+    wildcard_constraints:
+        encoder=r"[^/]+",
+    log:
+        log_path("spatial_figures", "encoder"),
+    benchmark:
+        benchmark_path("spatial_figures", "encoder")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_figures.py")
+
+
+rule spatial_overlay:
+    input:
+        rois="results/spatial/rois.tsv",
+        probes=f"{SPATIAL_DIR}/probes.tsv",
+        slide=slide_path,
+        tiles="results/tiles/{sample}.h5",
+        predictions="results/predictions/{encoder}/slides/{sample}.h5",
+    output:
+        png=report(f"{SPATIAL_DIR}/overlays/{{sample}}.png", caption="../report/spatial_overlay.rst",
+                   category="Spatial validation", subcategory="ROI overlays"),
+    wildcard_constraints:
+        encoder=r"[^/]+",
+        sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        log_path("spatial_overlay", "encoder", "sample"),
+    benchmark:
+        benchmark_path("spatial_overlay", "encoder", "sample")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_overlay.py")
