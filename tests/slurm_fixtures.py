@@ -123,6 +123,16 @@ def describe(jobs: list[PlannedJob]) -> str:
     return "\n".join(f"  {j.rule} {j.wildcards} ({j.reason})" for j in jobs) or "  (no jobs)"
 
 
+def finished_demo(request) -> Path:
+    """The finished small-demo workspace: the session's ``small_demo_run``, or, for
+    development, an existing finished run named by ``EMO_FINISHED_SMALL_DEMO`` (tests
+    only copy it, never change it)."""
+    existing = os.environ.get("EMO_FINISHED_SMALL_DEMO")
+    if existing:
+        return Path(existing)
+    return request.getfixturevalue("small_demo_run")
+
+
 def copy_workspace(src: Path, dest: Path) -> Path:
     """Copy a workspace with its outputs and Snakemake metadata, keeping mtimes;
     drops locks and incomplete markers."""
@@ -135,7 +145,13 @@ def static_config(workdir: Path, config_rel: str = SMALL_CONFIG) -> Path:
     """Write ``config/test/static.yaml``: the small config with the demo generator off,
     its generated tables and slides used as plain inputs. Returns its path."""
     config = yaml.safe_load((workdir / config_rel).read_text())
-    config.setdefault("demo", {})["enabled"] = False
+    demo = config.setdefault("demo", {})
+    demo["enabled"] = False
+    # settings the demo provided implicitly become explicit (as a user would write them)
+    heterogeneity = config.get("heterogeneity") or {}
+    if heterogeneity.get("traits") is None and demo.get("heterogeneity_traits"):
+        heterogeneity["traits"] = list(demo["heterogeneity_traits"])
+        config["heterogeneity"] = heterogeneity
     out = workdir / Path(config_rel).with_name("static.yaml")
     out.write_text(yaml.safe_dump(config, sort_keys=False))
     return out

@@ -106,6 +106,7 @@ def _compartment_pixels(cfg, sample):
     return lay, image, labels, pen, blur
 
 
+@pytest.mark.slow
 def test_compartments_look_different_and_artefacts_present():
     cfg = design.settings({**SMALL, "patients": {"TCGA": 12}})
     stats = {}

@@ -171,3 +171,28 @@ def test_stores_round_trip(tmp_path, cohorts):
     np.testing.assert_array_equal(back["offsets"]["CLINSEQ"], result["offsets"]["CLINSEQ"])
     frame = expression.read_prepared(tmp_path / "t.h5")
     assert frame.shape == result["values"].shape
+
+
+def test_input_gene_list_reads_reference_genes_or_demo_design(tmp_path):
+    matrix = pd.DataFrame({"P1": [1.0, 2.0, 3.0]}, index=pd.Index(["Z", "A", "M"], name="gene"))
+    write_matrix(tmp_path / "ref.tsv", matrix)
+    config = {"cohorts": {"R": {"expression": str(tmp_path / "ref.tsv"), "role": "training", "reference": True},
+                          "E": {"expression": "nope.tsv", "role": "external"}}}
+    assert expression.input_gene_list(config) == ["A", "M", "Z"]
+    config["cohorts"]["R"]["expression"] = str(tmp_path / "missing.tsv")
+    with pytest.raises(InputTableError, match="missing.tsv"):
+        expression.input_gene_list(config)
+    from emo.demo.design import gene_names
+
+    demo = {"enabled": True, "seed": 1}
+    assert expression.input_gene_list({**config, "demo": demo}) == sorted(gene_names(demo))
+
+
+def test_reference_cohort_rules():
+    from emo.errors import ConfigError
+
+    assert expression.reference_cohort({"A": {"role": "training"}, "B": {"role": "external"}}) == "A"
+    with pytest.raises(ConfigError, match="reference: true"):
+        expression.reference_cohort({"A": {"role": "training"}, "B": {"role": "training"}})
+    with pytest.raises(ConfigError, match="role: training"):
+        expression.reference_cohort({"A": {"role": "external", "reference": True}, "B": {"role": "training"}})

@@ -133,7 +133,7 @@ def test_train_chunk_from_feature_stores_learns_signal_and_numpy_prediction_matc
     sp = dict(zip(sheet["sample"], sheet["patient"]))
     matrix = cohort["matrices"]["TCGA"]
     store = {"values": matrix.T.to_numpy(), "patients": list(matrix.columns), "genes": list(matrix.index)}
-    cfg = gm.TrainConfig(steps_per_epoch=20, max_epochs=40, patience=5, max_tiles_per_slide=8,
+    cfg = gm.TrainConfig(learning_rate=1e-2, steps_per_epoch=20, max_epochs=40, patience=5, max_tiles_per_slide=8,
                          tune_tiles_per_slide=8, device="cpu")
     state = gm.train_chunk(cohort["genes"], store, {s: f for s, f in feats.items() if sp[s] in train_p},
                            {s: f for s, f in feats.items() if sp[s] in tune_p}, sp, cfg)

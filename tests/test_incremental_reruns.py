@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from slurm_fixtures import (PER_SLIDE_RULES, SMALL_CONFIG, copy_workspace, describe, dry_run_jobs,
-                            jobs_by_rule, repo_copy, static_config)
+                            finished_demo, jobs_by_rule, repo_copy, static_config)
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +26,9 @@ TRAINING_RULES = ("train_gene_chunk", "train_ridge")
 
 
 @pytest.fixture(scope="session")
-def static_demo(small_demo_run, tmp_path_factory):
+def static_demo(request, tmp_path_factory):
     """A copy of the finished small demo with the demo generator switched off."""
-    workdir = copy_workspace(small_demo_run, tmp_path_factory.mktemp("incremental") / "base")
+    workdir = copy_workspace(finished_demo(request), tmp_path_factory.mktemp("incremental") / "base")
     config = static_config(workdir)
     return workdir, config
 

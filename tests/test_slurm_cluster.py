@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_fixtures import GPU_RULES, output_difference, parse_jobs, run_demo_on_slurm
+from slurm_fixtures import GPU_RULES, finished_demo, output_difference, parse_jobs, run_demo_on_slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -25,8 +25,13 @@ def _rule_of(comment: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(small_demo_run, tmp_path_factory):
-    return run_demo_on_slurm(small_demo_run, tmp_path_factory)
+def demo_run(request):
+    return finished_demo(request)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(demo_run, tmp_path_factory):
+    return run_demo_on_slurm(demo_run, tmp_path_factory)
 
 
 def test_jobs_ran_on_slurm_and_completed(slurm_run):
@@ -72,13 +77,13 @@ def test_memory_and_time_limits_follow_profile(slurm_run):
     assert checked == len(slurm_run.jobs)
 
 
-def test_recomputed_outputs_equal_local_ones(slurm_run, small_demo_run):
+def test_recomputed_outputs_equal_local_ones(slurm_run, demo_run):
     """The same job gives the same stores and tables on Slurm as locally."""
     differing = {}
     for rel, original in slurm_run.originals.items():
         recomputed = slurm_run.workdir / rel
         assert recomputed.is_file(), f"{rel} was not recomputed"
-        difference = output_difference(original, small_demo_run, recomputed, slurm_run.workdir)
+        difference = output_difference(original, demo_run, recomputed, slurm_run.workdir)
         if difference:
             differing[rel] = difference
     assert not differing, differing

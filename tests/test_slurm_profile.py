@@ -94,6 +94,7 @@ def small_workspace(tmp_path_factory):
     return workdir, config
 
 
+@pytest.mark.slow
 def test_profile_lists_every_rule(small_workspace):
     workdir, config = small_workspace
     rules = _workflow_rules(workdir, config)
@@ -106,6 +107,7 @@ def test_profile_lists_every_rule(small_workspace):
                          f"at cohort scale): {sorted(missing)}")
 
 
+@pytest.mark.slow
 def test_dry_run_routes_every_job(small_workspace, tmp_path):
     """Resources of every planned job of the small demo under the (test-)Slurm profile:
     GPU rules on the gpu partition with one GPU of the configured model, all others on
@@ -129,3 +131,53 @@ def test_dry_run_routes_every_job(small_workspace, tmp_path):
         rule_res = profile["set-resources"].get(job.rule)
         if rule_res and "mem_mb" in rule_res:
             assert float(res["mem_mb"]) == _eval_mem(rule_res["mem_mb"], 1), (job.rule, res)
+
+
+def test_test_profile_is_derived_from_the_real_one(tmp_path):
+    profile = yaml.safe_load((write_test_profile(tmp_path, REPO_ROOT) / "config.yaml").read_text())
+    real = _profile()
+    assert profile["executor"] == "slurm"
+    assert profile["slurm-status-command"] == "squeue"  # the test cluster has no slurmdbd
+    assert "software-deployment-method" not in profile
+    assert profile["default-resources"] == real["default-resources"]
+    for rule, resources in real["set-resources"].items():
+        derived = profile["set-resources"][rule]
+        assert {k: v for k, v in derived.items() if k != "gpu_model"} == resources, rule
+        assert ("gpu_model" in derived) == (rule in GPU_RULES), rule
+
+
+def test_cluster_config_renders(tmp_path):
+    from slurm_cluster import SlurmCluster
+
+    cluster = SlurmCluster(tmp_path, cpus=4, memory_mb=8000, gpus=2, gpu_type="tgpu")
+    cluster._write_config()
+    conf = (tmp_path / "etc" / "slurm.conf").read_text()
+    assert "GresTypes=gpu" in conf and "Gres=gpu:tgpu:2" in conf and "CPUs=4" in conf
+    assert "PartitionName=cpu Nodes=localhost Default=YES" in conf
+    assert "PartitionName=gpu Nodes=localhost Default=NO" in conf
+    assert "{" not in conf, "unfilled template field"
+    gres = (tmp_path / "etc" / "gres.conf").read_text()
+    assert "File=/dev/null" in gres and "Count=2" in gres
+    assert cluster.env()["SLURM_CONF"] == str(tmp_path.resolve() / "etc" / "slurm.conf")
+
+
+def test_parse_jobs_reads_snakemake_job_blocks():
+    from slurm_fixtures import parse_jobs
+
+    text = """rule tile_slide:
+    input: data/s1.svs
+    output: results/tiles/s1.h5
+    jobid: 3
+    reason: Params have changed since last execution
+    wildcards: sample=s1
+    resources: tmpdir=/tmp, mem_mb=8000, slurm_partition=cpu, runtime=60
+
+localrule all:
+    input: results/tiles/s1.h5
+    jobid: 0
+"""
+    jobs = parse_jobs(text)
+    assert [(j.rule, j.local) for j in jobs] == [("tile_slide", False), ("all", True)]
+    assert jobs[0].sample == "s1" and jobs[0].outputs == ["results/tiles/s1.h5"]
+    assert jobs[0].resources["mem_mb"] == "8000" and jobs[0].resources["slurm_partition"] == "cpu"
+    assert "params" in jobs[0].reason.lower()

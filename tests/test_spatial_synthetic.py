@@ -162,15 +162,8 @@ def test_snakemake_spatial_rules(tmp_path, repo_root, snakemake_bin):
     tree.mkdir()
     for name in ("scripts", "workflow", "envs"):
         (tree / name).symlink_to(repo_root / name)
-    (tree / "Snakefile").write_text(
-        'include: "workflow/rules/common.smk"\n'
-        # Snakemake compiles `script:` into a call of a global named `script`; a one-argument
-        # path helper of that name shadows it, so dispatch on the call's arity here.
-        "from snakemake.script import script as _snakemake_script\n"
-        "_path_helper = script\n"
-        "def script(path, *args, **kwargs):\n"
-        "    return _snakemake_script(path, *args, **kwargs) if args or kwargs else _path_helper(path)\n"
-        'include: "workflow/rules/spatial_validation.smk"\n')
+    (tree / "Snakefile").write_text('include: "workflow/rules/common.smk"\n'
+                                    'include: "workflow/rules/spatial_validation.smk"\n')
     cmd = ["timeout", "-s", "KILL", "600", snakemake_bin, "-s", str(tree / "Snakefile"), "-d", str(wd),
            "--configfile", str(wd / "config.yaml"), "--cores", "1", "--rerun-triggers", "mtime"]
     targets = ["--", "results/spatial/efficientnet_lite0/probes.tsv",

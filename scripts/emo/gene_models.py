@@ -56,7 +56,7 @@ class TrainConfig:
 
     head: str = "linear"                # linear | mlp
     hidden: int = 32                    # mlp hidden units
-    learning_rate: float = 1e-3         # EMO: 1e-6 (fine-tuning a whole Inception V3)
+    learning_rate: float = 1e-4         # EMO: 1e-6 (fine-tuning a whole Inception V3)
     weight_decay: float = 0.0           # L2 added to the gradient (Adam, not AdamW)
     batch_size: int = 32                # EMO: 32
     steps_per_epoch: int = 150          # EMO: 150

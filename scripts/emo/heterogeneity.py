@@ -117,7 +117,7 @@ def soft_hti(prob: np.ndarray) -> float:
 
 def logistic_probability(values: np.ndarray, location: float, scale: float) -> np.ndarray:
     """q = 1 / (1 + exp(-(x - location) / scale)), numerically safe."""
-    if not scale > 0:
+    if not np.all(np.asarray(scale) > 0):
         raise ValueError("scale must be positive")
     z = (np.asarray(values, dtype=np.float64) - location) / scale
     return 0.5 * (1.0 + np.tanh(0.5 * z))

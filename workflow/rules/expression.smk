@@ -16,7 +16,8 @@ EXPRESSION = config["expression"]
 SPLITS_CFG = config["splits"]
 COHORT_ROLES = {name: c["role"] for name, c in config["cohorts"].items()}
 REFERENCE_COHORT = reference_cohort(config["cohorts"])
-PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_CFG["seed"], SPLITS_CFG.get("proportions"))
+SPLITS_SEED = int(SPLITS_CFG.get("seed", 20210801))
+PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_SEED, SPLITS_CFG.get("proportions"))
 SAMPLE_PATIENT = {s: SAMPLES.loc[s, "patient"] for s in SAMPLE_NAMES}
 # Cohorts with at least one patient in the sample sheet (others are not read).
 USED_COHORTS = sorted(set(PATIENT_SPLITS["cohort"]))
@@ -26,23 +27,16 @@ TRAINING_STORE_PATIENTS = PATIENT_SPLITS[
 ]
 
 
-def samples_with_split(*splits):
-    return samples_in_splits(SAMPLES, PATIENT_SPLITS, splits)
-
-
-def _records(table):
-    return [{"patient": p, "cohort": c, "split": s} for p, c, s in zip(table["patient"], table["cohort"], table["split"])]
-
-
-def expression_path(cohort):
-    return config["cohorts"][cohort]["expression"]
-
-
 TRAINING_STORE_COHORTS = sorted(set(TRAINING_STORE_PATIENTS["cohort"]))
-
-
-def expression_targets():
-    return ["results/splits/patients.tsv", "results/expression/genes.tsv", "results/expression/prepared.h5"]
+EXPRESSION_PATHS = {name: c["expression"] for name, c in config["cohorts"].items()}
+# (functions as lambdas: `snakemake --lint` flags `def` beside rules)
+samples_with_split = lambda *splits: samples_in_splits(SAMPLES, PATIENT_SPLITS, splits)  # noqa: E731
+split_records = lambda table: table[["patient", "cohort", "split"]].to_dict("records")  # noqa: E731
+expression_targets = lambda: [  # noqa: E731
+    "results/splits/patients.tsv",
+    "results/expression/genes.tsv",
+    "results/expression/prepared.h5",
+]
 
 
 rule patient_splits:
@@ -62,7 +56,7 @@ rule patient_splits:
         sheet=[{"patient": SAMPLES.loc[s, "patient"], "cohort": SAMPLES.loc[s, "cohort"],
                 "split": SAMPLES.loc[s, "split"]} for s in SAMPLE_NAMES],
         roles=COHORT_ROLES,
-        seed=SPLITS_CFG["seed"],
+        seed=SPLITS_SEED,
         proportions=SPLITS_CFG.get("proportions"),
         code_version=code_version("splits", "io", "provenance"),
     script:
@@ -71,7 +65,7 @@ rule patient_splits:
 
 rule training_expression:
     input:
-        matrices=[expression_path(c) for c in TRAINING_STORE_COHORTS],
+        matrices=[EXPRESSION_PATHS[c] for c in TRAINING_STORE_COHORTS],
     output:
         store="results/expression/training.h5",
         genes="results/expression/genes.tsv",
@@ -87,7 +81,7 @@ rule training_expression:
         runtime=30,
     params:
         cohorts=TRAINING_STORE_COHORTS,
-        patients=_records(TRAINING_STORE_PATIENTS),
+        patients=split_records(TRAINING_STORE_PATIENTS),
         reference=REFERENCE_COHORT,
         input_kind=EXPRESSION["input"],
         min_variance=EXPRESSION["min_variance"],
@@ -100,7 +94,7 @@ rule training_expression:
 rule prepare_expression:
     input:
         training="results/expression/training.h5",
-        matrices=[expression_path(c) for c in USED_COHORTS],
+        matrices=[EXPRESSION_PATHS[c] for c in USED_COHORTS],
     output:
         "results/expression/prepared.h5",
     log:
@@ -116,7 +110,7 @@ rule prepare_expression:
     params:
         cohorts=USED_COHORTS,
         roles=COHORT_ROLES,
-        patients=_records(PATIENT_SPLITS),
+        patients=split_records(PATIENT_SPLITS),
         input_kind=EXPRESSION["input"],
         code_version=code_version("expression", "io", "provenance"),
     script:

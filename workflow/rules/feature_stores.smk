@@ -61,7 +61,7 @@ rule extract_features:
         num_workers=FEATURES["num_workers"],
         device=FEATURES["device"],
         precision=FEATURES.get("precision", "auto"),
-        stain_method=config["stain_normalisation"]["method"],
+        stain_method=(config.get("stain_normalisation") or {}).get("method", "none"),
         mpp=lambda wildcards: sample_mpp(wildcards.sample),
     script:
         script_path("extract_features.py")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -38,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "fraction_morphology": 0.25,
     "fraction_weak": 0.10,
     "n_near_constant": 3,
-    "morphology_r2": 0.8,
+    "morphology_r2": 0.9,
     "weak_r2": 0.15,
     "clinical_r2": 0.6,
     "composition_concentration": 4.0,
@@ -326,5 +325,3 @@ def st_samples(cfg: Mapping[str, Any]) -> list[str]:
     chosen = rng_for(cfg["seed"], "st_slides").choice(len(pool), size=n, replace=False)
     return sorted(pool["sample"].iloc[np.sort(chosen)].tolist())
 
-
-SAMPLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
