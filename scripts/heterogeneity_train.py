@@ -1,7 +1,6 @@
 """Snakemake entry: train and apply one trait's tile classifiers (5 rounds + top-3 ensemble)."""
 
 import h5py
-import numpy as np
 import pandas as pd
 import torch
 

@@ -5,17 +5,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "test" / "config.yaml"
 
 
-def dry_run(tmp_path, *config_overrides, targets=()):
+def dry_run(tmp_path, overrides=None, targets=()):
     (tmp_path / "config").symlink_to(REPO / "config")
+    configs = [str(CONFIG)]
+    if overrides:
+        (tmp_path / "override.yaml").write_text(yaml.safe_dump(overrides))
+        configs.append(str(tmp_path / "override.yaml"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-           "--configfile", str(CONFIG), "-n", "--quiet", "rules", *targets]
-    if config_overrides:
-        cmd += ["--config", *config_overrides]
+           "--configfile", *configs, "-n", "--quiet", "rules", *targets]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
@@ -34,8 +37,8 @@ def test_dag_has_one_training_job_per_trait(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not CONFIG.is_file(), reason="config/test/config.yaml not present")
 def test_trait_without_tile_predictions_fails_at_dag_build(tmp_path):
-    result = dry_run(tmp_path, "predictions={'tile_genes': ['ESR1']}",
-                     "heterogeneity={'traits': ['MKI67', 'PTPRC']}")
+    result = dry_run(tmp_path, {"predictions": {"tile_genes": ["ESR1"]}, "spatial": {"enabled": False},
+                                "heterogeneity": {"traits": ["MKI67", "PTPRC"]}})
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "predictions.tile_genes" in out and "heterogeneity.continuous.source" in out, out[-2000:]

@@ -1,5 +1,5 @@
-# Shared helpers for all rule files: config and sample-sheet validation, paths,
-# code versions. Included first by the Snakefile.
+# Shared helpers for every stage file (config and sample-sheet validation, paths,
+# code versions). Included first by the Snakefile.
 
 import math
 import sys
@@ -47,10 +47,10 @@ def samples_in(cohort_role=None):
 
 def log_path(rule_name, *wildcard_names):
     """logs/{rule}/{wc1}_{wc2}.log (wildcards kept as Snakemake patterns)."""
-    stem = "_".join("{" + w + "}" for w in wildcard_names) or rule_name
+    stem = "_".join(f"{{{w}}}" for w in wildcard_names) or rule_name
     return f"logs/{rule_name}/{stem}.log"
 
 
 def benchmark_path(rule_name, *wildcard_names):
-    stem = "_".join("{" + w + "}" for w in wildcard_names) or rule_name
+    stem = "_".join(f"{{{w}}}" for w in wildcard_names) or rule_name
     return f"benchmarks/{rule_name}/{stem}.tsv"

@@ -19,19 +19,15 @@ STATS_INPUTS = {
 STATS_ENV = "../../envs/stats.yaml"
 
 
-def _statistics_clinical_columns():
-    """Clinical columns the configured analyses need."""
-    needed = {"pam50", "er"}
-    needed |= {c for c in STATS["markers"].values() if c != "proliferation"}
-    return sorted(needed)
-
-
 # Fail at DAG-build time when the clinical table exists but lacks a needed column.
 if STATS_CLINICAL and Path(STATS_CLINICAL).is_file():
     import pandas as _pd
 
     _check_clinical_columns(_pd.read_csv(STATS_CLINICAL, sep="\t", nrows=0).columns,
                             _statistics_clinical_columns(), STATS_CLINICAL)
+
+
+include: "gene_statistics_functions.smk"
 
 
 rule gene_statistics_validation:
@@ -234,16 +230,6 @@ rule gene_statistics_er_models:
         script_path("gene_statistics.py")
 
 
-def _statistics_figure_inputs(wildcards):
-    files = {key: path.format(encoder=wildcards.encoder) for key, path in STATS_INPUTS.items()}
-    base = STATS_DIR.format(encoder=wildcards.encoder)
-    files.update(validation=f"{base}/validation.tsv", test=f"{base}/test.tsv")
-    if STATS_CLINICAL:
-        files.update(clinical=STATS_CLINICAL, proliferation_scores=f"{base}/proliferation_scores.tsv",
-                     proliferation=f"{base}/proliferation.tsv", pam50_clusters=f"{base}/pam50_clusters.tsv")
-    return files
-
-
 _STATS_FIGURES = {
     "histograms": ("validation_histograms.png", "statistics_validation_histograms.rst"),
     "top_validation": ("top_genes_validation.png", "statistics_top_genes.rst"),
@@ -282,14 +268,3 @@ rule gene_statistics_figures:
         script_path("gene_statistics.py")
 
 
-def gene_statistics_targets(encoder=None):
-    base = STATS_DIR.format(encoder=encoder or ENCODER)
-    names = ["validation.tsv", "selected_genes.tsv", "test.tsv", "external.tsv"]
-    if STATS_CLINICAL:
-        names += ["proliferation_scores.tsv", "proliferation.tsv", "proliferation_genes.tsv",
-                  "markers_summary.tsv", "markers_tests.tsv", "pam50_clusters.tsv", "pam50_clustering.tsv",
-                  "er_models.tsv", "er_summary.tsv"]
-    if STATS["ridge_baseline"]:
-        names += ["ridge/validation.tsv", "ridge/selected_genes.tsv", "model_comparison.tsv"]
-    names += [f"figures/{name}" for name, _ in _STATS_FIGURES.values()]
-    return [f"{base}/{name}" for name in names]

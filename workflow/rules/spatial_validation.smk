@@ -1,90 +1,135 @@
-# Stage: spatial_validation. Tile-level predictions vs spatial-transcriptomics ROIs
-# (EMO "ST analysis", Fig. 4): ROI predictions (area-weighted tile means), per-probe
-# LMM ST ~ prediction + (1 | slide) by ML in lme4 with an LRT, BH; per-slide Spearman;
-# Ki67 LMM on the 11-gene proliferation score. See docs/spatial_validation.md.
-
-from emo.errors import InputTableError as _SpatialInputError
-from emo.spatial import load_rois as _spatial_load_rois, spatial_settings as _spatial_settings
-
-SPATIAL = _spatial_settings(config.get("spatial"))
-SPATIAL_DIR = "results/spatial/{encoder}"
-SPATIAL_CODE = ("spatial", "lme", "io", "provenance", "smk", "errors")
+# Stage spatial_validation: ROI predictions vs spatial transcriptomics with lme4.
+# Settings, input functions and spatial_validation_targets() live in
+# spatial_validation_functions.smk (the linter wants functions and rules apart).
 
 
-def _spatial_check_samples(samples, where):
-    unknown = sorted(set(samples) - set(SAMPLE_NAMES))
-    if unknown:
-        raise _SpatialInputError(
-            f"{where}: slide(s) {', '.join(unknown[:5])} are not in the sample sheet {config['samples']}; "
-            "add them to the sheet (they need tiles and predictions) or remove their ROIs")
+include: "spatial_validation_functions.smk"
 
 
-if SPATIAL["enabled"]:
-    from emo.errors import ConfigError as _SpatialConfigError
-
-    for _key in ("rois", "probe_counts"):
-        if not SPATIAL.get(_key):
-            raise _SpatialConfigError(f"config key 'spatial.{_key}' is required when 'spatial.enabled' is true")
-    if not SPATIAL.get("negative_probes"):
-        raise _SpatialConfigError("config key 'spatial.negative_probes' is empty; list the negative-control "
-                                  "probe columns of the probe-count table")
-    # Validate the ROI table now if it exists already (early, clear errors); a generated
-    # table (demo) is validated by the checkpoint below.
-    if Path(SPATIAL["rois"]).is_file():
-        _spatial_check_samples(_spatial_load_rois(SPATIAL["rois"])["sample"], f"ROI table {SPATIAL['rois']}")
-    # Genes named in the spatial config must have tile-level predictions.
-    _tile_genes = (config.get("predictions") or {}).get("tile_genes", "all")
-    if isinstance(_tile_genes, list):
-        from emo.spatial import required_genes as _spatial_required_genes
-
-        _missing = [g for g in _spatial_required_genes(SPATIAL) if g not in _tile_genes]
-        if _missing:
-            raise _SpatialConfigError(
-                f"config key 'predictions.tile_genes' lacks {', '.join(_missing)}, needed by "
-                "'spatial.multi_gene_probes' / 'spatial.probe_gene_map' / 'spatial.proliferation_genes' (with "
-                "'spatial.ki67'); add them to predictions.tile_genes or set it to 'all'")
+checkpoint spatial_rois:
+    input:
+        rois=SPATIAL["rois"] or [],
+    output:
+        rois="results/spatial/rois.tsv",
+    log:
+        log_path("spatial_rois"),
+    benchmark:
+        benchmark_path("spatial_rois")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_rois.py")
 
 
-def _spatial_samples():
-    """Slides with ROIs (from the validated ROI table; re-evaluated after the checkpoint)."""
-    import pandas as pd
-
-    path = checkpoints.spatial_rois.get().output.rois
-    samples = sorted(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)["sample"].unique())
-    _spatial_check_samples(samples, f"ROI table {SPATIAL['rois']}")
-    return samples
-
-
-def _spatial_roi_prediction_files(wildcards):
-    return expand(f"{SPATIAL_DIR}/rois/{{sample}}.tsv", encoder=wildcards.encoder, sample=_spatial_samples())
-
-
-def _spatial_model_inputs(wildcards):
-    inputs = {"roi_predictions": _spatial_roi_prediction_files(wildcards), "counts": SPATIAL["probe_counts"]}
-    if SPATIAL.get("ki67"):
-        inputs["ki67"] = SPATIAL["ki67"]
-    return inputs
-
-
-def _spatial_model_outputs():
-    names = ["probes", "spearman", "dropped", "roi_values", "excluded_rois"]
-    files = {"dropped": "dropped_probes"}
-    if SPATIAL.get("ki67"):
-        names += ["ki67", "ki67_spearman"]
-    return {name: f"{SPATIAL_DIR}/{files.get(name, name)}.tsv" for name in names}
+rule spatial_roi_predictions:
+    input:
+        rois="results/spatial/rois.tsv",
+        counts=SPATIAL["probe_counts"] or [],
+        tiles="results/tiles/{sample}.h5",
+        predictions="results/predictions/{encoder}/slides/{sample}.h5",
+    output:
+        table=f"{SPATIAL_DIR}/rois/{{sample}}.tsv",
+    wildcard_constraints:
+        encoder=r"[^/]+",
+        sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        log_path("spatial_roi_predictions", "encoder", "sample"),
+    benchmark:
+        benchmark_path("spatial_roi_predictions", "encoder", "sample")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_roi_predictions.py")
 
 
-def _spatial_overlay_targets(wildcards):
-    return expand(f"{SPATIAL_DIR}/overlays/{{sample}}.png", encoder=ENCODER, sample=_spatial_samples())
+rule spatial_models:
+    input:
+        unpack(_spatial_model_inputs),
+    output:
+        **_spatial_model_outputs(),
+    wildcard_constraints:
+        encoder=r"[^/]+",
+    log:
+        log_path("spatial_models", "encoder"),
+    benchmark:
+        benchmark_path("spatial_models", "encoder")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/r_lme4.yaml"
+    script:
+        script_path("spatial_models.py")
 
 
-def spatial_validation_targets():
-    if not SPATIAL["enabled"]:
-        return []
-    outputs = [path.format(encoder=ENCODER) for path in _spatial_model_outputs().values()]
-    figures = [f"{SPATIAL_DIR}/figures/{name}.png".format(encoder=ENCODER)
-               for name in ("padj", "coefficients", "spearman")]
-    return outputs + figures + [_spatial_overlay_targets]
+rule spatial_figures:
+    input:
+        probes=f"{SPATIAL_DIR}/probes.tsv",
+        spearman=f"{SPATIAL_DIR}/spearman.tsv",
+    output:
+        padj=report(f"{SPATIAL_DIR}/figures/padj.png", caption="../report/spatial_padj.rst",
+                    category="Spatial validation"),
+        coefficients=report(f"{SPATIAL_DIR}/figures/coefficients.png",
+                            caption="../report/spatial_coefficients.rst", category="Spatial validation"),
+        spearman=report(f"{SPATIAL_DIR}/figures/spearman.png", caption="../report/spatial_spearman.rst",
+                        category="Spatial validation"),
+    wildcard_constraints:
+        encoder=r"[^/]+",
+    log:
+        log_path("spatial_figures", "encoder"),
+    benchmark:
+        benchmark_path("spatial_figures", "encoder")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_figures.py")
 
 
-include: "spatial_validation_rules.smk"
+rule spatial_overlay:
+    input:
+        rois="results/spatial/rois.tsv",
+        probes=f"{SPATIAL_DIR}/probes.tsv",
+        slide=slide_path,
+        tiles="results/tiles/{sample}.h5",
+        predictions="results/predictions/{encoder}/slides/{sample}.h5",
+    output:
+        png=report(f"{SPATIAL_DIR}/overlays/{{sample}}.png", caption="../report/spatial_overlay.rst",
+                   category="Spatial validation", subcategory="ROI overlays"),
+    wildcard_constraints:
+        encoder=r"[^/]+",
+        sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        log_path("spatial_overlay", "encoder", "sample"),
+    benchmark:
+        benchmark_path("spatial_overlay", "encoder", "sample")
+    params:
+        code_version=code_version(*SPATIAL_CODE),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        script_path("spatial_overlay.py")
