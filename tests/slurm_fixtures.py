@@ -195,12 +195,14 @@ def slurm_targets(workdir: Path, config: dict) -> tuple[str, list[str], list[str
     external = [c for c, spec in config["cohorts"].items() if spec["role"] == "external"]
     sample = sorted(sheet.loc[sheet["cohort"].isin(external), "sample"])[0]
     encoder = config["features"]["encoder"]
-    chunk = sorted(p.stem for p in (workdir / "results" / "models" / encoder).glob("chunk_*.pt"))[0]
+    models = workdir / "results" / "models" / encoder
+    chunk = sorted(p.stem for p in models.glob("chunk_*.pt"))[0]
     prediction = f"results/predictions/{encoder}/slides/{sample}.h5"
+    chunk_files = sorted(str(p.relative_to(workdir)) for p in models.glob(f"{chunk}.*"))
     delete = [f"results/tiles/{sample}.h5", f"results/features/{encoder}/{sample}.h5", prediction,
-              f"results/models/{encoder}/{chunk}.pt", f"results/models/{encoder}/{chunk}.tsv",
-              "results/splits/patients.tsv", "results/expression/prepared.h5"]
-    targets = [prediction, "results/splits/patients.tsv", "results/expression/prepared.h5"]
+              *chunk_files, "results/splits/patients.tsv", "results/expression/prepared.h5"]
+    targets = [prediction, f"results/models/{encoder}/{chunk}.pt", "results/splits/patients.tsv",
+               "results/expression/prepared.h5"]
     return sample, delete, targets
 
 
@@ -317,7 +319,12 @@ def _torch_equal(a, b) -> bool:
     import torch
 
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.is_floating_point():  # NaN (e.g. unused epochs of a training curve) equals NaN
+            return bool(torch.equal(torch.isnan(a), torch.isnan(b))
+                        and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)))
+        return torch.equal(a, b)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_torch_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):

@@ -19,7 +19,7 @@ import torch
 
 from emo import encoders as E
 from emo import features as F
-from emo.provenance import file_sha256
+from emo.provenance import file_sha256, hdf5_content_sha256
 from features_fixtures import ArrayTiles, SlowTiles, make_tile_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_feature_store_contents_and_attrs(tmp_path, lite0):
     assert attrs["sample"] == "S1" and attrs["encoder"] == "efficientnet_lite0"
     assert attrs["feature_dim"] == 1280 and attrs["input_px"] == 224 and attrs["batch_size"] == 4
     assert attrs["weights_sha256"] == file_sha256(attrs["weights_path"]) == lite0.weights_sha256
-    assert attrs["tile_store_sha256"] == file_sha256(store)
+    assert attrs["tile_store_sha256"] == hdf5_content_sha256(store)
     assert json.loads(attrs["tiling_params"])["tile_um"] == 271.0
     assert json.loads(attrs["stain_normalisation"]) == {"method": "none"}
     assert attrs["torch_version"] == torch.__version__ and attrs["code_version"] == "abc123def456"

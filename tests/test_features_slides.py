@@ -17,7 +17,7 @@ import torch
 from emo import features as F
 from emo import slides, stain, tile_store, tiling
 from emo.encoders import load_encoder
-from emo.provenance import file_sha256
+from emo.provenance import file_sha256, hdf5_content_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 TILING = {"tile_um": 64.0, "tile_px": 112, "min_sharpness": 0.0}
@@ -56,7 +56,7 @@ def test_extraction_from_slide_through_tile_reader_workers(slide_dir, tmp_path):
         np.testing.assert_array_equal(coords, t["coords"][:])
         assert attrs["tiling_params"] == t.attrs["params"]
     assert len(coords) >= 8 and feats.shape == (len(coords), 1280)
-    assert attrs["tile_store_sha256"] == file_sha256(store)
+    assert attrs["tile_store_sha256"] == hdf5_content_sha256(store)
     # reference: the same tiles read in this process, embedded one at a time
     reader = tiling.TileReader(slide_dir / "S1.svs", store)
     enc = load_encoder("efficientnet_lite0")

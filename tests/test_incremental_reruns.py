@@ -1,8 +1,9 @@
 """Incremental reruns: what ``snakemake -n`` schedules after a realistic change to a
 finished small-demo workspace (a copy of the session's run, ``small_demo_run``).
 
-The workspace is made "realistic" first: the generated demo tables and slides become
-plain user inputs (``demo.enabled: false``), so demo-generator reruns cannot confound.
+For sheet and table edits the workspace is made "realistic" first: the generated demo
+tables and slides become plain user inputs (``demo.enabled: false``), so the demo
+generator cannot confound (it would also refuse a sheet that differs from its design).
 Rerun triggers are Snakemake's defaults (mtime, params, input, software-env, code),
 spelled out in profiles/default; library code reaches the params through
 ``code_version``.
@@ -26,18 +27,26 @@ TRAINING_RULES = ("train_gene_chunk", "train_ridge")
 
 
 @pytest.fixture(scope="session")
-def static_demo(request, tmp_path_factory):
-    """A copy of the finished small demo with the demo generator switched off."""
-    workdir = copy_workspace(finished_demo(request), tmp_path_factory.mktemp("incremental") / "base")
-    config = static_config(workdir)
-    return workdir, config
+def demo_base(request, tmp_path_factory):
+    """A copy of the finished small demo (outputs, metadata, mtimes)."""
+    return copy_workspace(finished_demo(request), tmp_path_factory.mktemp("incremental") / "base")
 
 
 @pytest.fixture
-def workspace(static_demo, tmp_path):
-    base, config = static_demo
-    workdir = copy_workspace(base, tmp_path / "ws")
-    return workdir, workdir / config.relative_to(base)
+def workspace(demo_base, tmp_path):
+    """A fresh copy with the small config unchanged (the demo tables are up to date, so
+    the demo generator does not rerun)."""
+    workdir = copy_workspace(demo_base, tmp_path / "ws")
+    return workdir, workdir / SMALL_CONFIG
+
+
+@pytest.fixture
+def static_workspace(workspace):
+    """As ``workspace``, with the demo generator switched off so the sample sheet and
+    tables can be edited like a user's (heterogeneity.traits spelled out: its params
+    change once, so heterogeneity jobs may rerun; the tests allow that)."""
+    workdir, _ = workspace
+    return workdir, static_config(workdir)
 
 
 def _config(path: Path) -> dict:
@@ -89,8 +98,8 @@ def test_finished_copy_is_up_to_date(workspace):
     assert [j for j in jobs if not j.local] == [], f"a copied, finished workspace reruns:\n{describe(jobs)}"
 
 
-def test_new_external_slide_runs_only_its_jobs(workspace):
-    workdir, config_path = workspace
+def test_new_external_slide_runs_only_its_jobs(static_workspace):
+    workdir, config_path = static_workspace
     config = _config(config_path)
     _, sheet = _sheet(workdir, config)
     template = _samples_of_role(config, sheet, "external")[0]
@@ -103,8 +112,8 @@ def test_new_external_slide_runs_only_its_jobs(workspace):
     assert not {"training_expression"} & rules, describe(jobs)
 
 
-def test_new_training_patient_retrains_without_retiling_others(workspace):
-    workdir, config_path = workspace
+def test_new_training_patient_retrains_without_retiling_others(static_workspace):
+    workdir, config_path = static_workspace
     config = _config(config_path)
     _, sheet = _sheet(workdir, config)
     reference = next(c for c, spec in config["cohorts"].items() if spec.get("reference"))

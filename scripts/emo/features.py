@@ -34,7 +34,7 @@ from . import __version__
 from .encoders import Encoder, load_encoder
 from .errors import ConfigError
 from .io import atomic_path
-from .provenance import file_sha256, now_iso, params_json
+from .provenance import hdf5_content_sha256, now_iso, params_json
 
 log = logging.getLogger("emo")
 
@@ -318,7 +318,7 @@ def _extract_slide(*, sample, slide_path, tile_store_path, out_path, encoder, we
         "weights_path": str(loaded.weights_path),
         "weights_sha256": loaded.weights_sha256,
         "input_px": int(loaded.spec.input_px),
-        "tile_store_sha256": file_sha256(tile_store_path),
+        "tile_store_sha256": hdf5_content_sha256(tile_store_path),
         "tiling_params": _attr_str(info.attrs.get("params", "{}")),
         "stain_normalisation": stain,
         "device": dev.type,

@@ -91,3 +91,43 @@ def write_sidecar(table_path: str | Path, code_version_value: str, params: Any,
 
     atomic_write_text(sidecar, json.dumps(payload, sort_keys=True, indent=2, default=str) + "\n")
     return sidecar
+
+
+def hdf5_content_sha256(path: str | Path, ignore_attrs: Iterable[str] = ("created",)) -> str:
+    """sha256 over an HDF5 file's *content*: every group, dataset (dtype, shape, bytes)
+    and attribute in sorted order, except the documented timestamp attributes.
+
+    Unlike the file's own sha256 it is identical for two stores that differ only in
+    ``created``, so a store built from a recomputed upstream store stays identical.
+    """
+    import h5py
+    import numpy as np
+
+    ignore = set(ignore_attrs)
+    digest = hashlib.sha256()
+
+    def add_attrs(obj) -> None:
+        for key in sorted(obj.attrs):
+            if key in ignore:
+                continue
+            value = obj.attrs[key]
+            digest.update(f"@{key}=".encode())
+            digest.update(np.asarray(value).tobytes() if not isinstance(value, str) else value.encode())
+
+    with h5py.File(path, "r") as handle:
+        add_attrs(handle)
+        names: list[str] = []
+        handle.visit(names.append)
+        for name in sorted(names):
+            obj = handle[name]
+            digest.update(f"/{name}".encode())
+            add_attrs(obj)
+            if isinstance(obj, h5py.Dataset):
+                data = obj[()]
+                array = np.asarray(data)
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                if array.dtype.kind == "O":
+                    digest.update("\0".join(str(x) for x in array.ravel()).encode())
+                else:
+                    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()

@@ -19,15 +19,15 @@ STATS_INPUTS = {
 STATS_ENV = "../../envs/stats.yaml"
 
 
+include: "gene_statistics_functions.smk"
+
+
 # Fail at DAG-build time when the clinical table exists but lacks a needed column.
 if STATS_CLINICAL and Path(STATS_CLINICAL).is_file():
     import pandas as _pd
 
     _check_clinical_columns(_pd.read_csv(STATS_CLINICAL, sep="\t", nrows=0).columns,
                             _statistics_clinical_columns(), STATS_CLINICAL)
-
-
-include: "gene_statistics_functions.smk"
 
 
 rule gene_statistics_validation:
