@@ -1,4 +1,6 @@
 """Snakemake entry: one gene chunk's models (emo.gene_models)."""
+from pathlib import Path
+
 import torch
 
 import emo.smk
@@ -14,8 +16,9 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
              cfg.head, gene_models.resolve_device(cfg.device))
     if chunk_genes:
         store = expression.read_training_store(inp.expression)
-        state = gene_models.train_chunk(chunk_genes, store, dict(zip(p.train_samples, inp.train)),
-                                        dict(zip(p.tune_samples, inp.tune)), dict(p.sample_patient), cfg)
+        stores = {Path(path).stem: path for path in io.read_manifest(inp.features)}
+        state = gene_models.train_chunk(chunk_genes, store, {s: stores[s] for s in p.train_samples},
+                                        {s: stores[s] for s in p.tune_samples}, dict(p.sample_patient), cfg)
     else:
         state = gene_models.empty_state(cfg)
     state.update({"encoder": wc.encoder, "chunk": wc.chunk, "code_version": p.code_version})
@@ -24,6 +27,6 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     summary = gene_models.summary_table(state)
     io.write_tsv(summary, out.table)
     provenance.write_sidecar(out.table, p.code_version, {"gene_models": dict(p.settings), "chunk": wc.chunk},
-                             list(inp.train) + list(inp.tune) + [inp.expression])
+                             io.read_manifest(inp.features) + [inp.expression])
     log.info("done: median best epoch %s, %d stopped early", summary["best_epoch"].median() if len(summary) else "-",
              int(summary["stopped_early"].sum()))

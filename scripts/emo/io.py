@@ -50,3 +50,15 @@ def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
     if suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
         return pd.read_csv(path, **kwargs)
     return pd.read_csv(path, sep="\t", **kwargs)
+
+
+def write_manifest(paths, out_path: str | Path) -> None:
+    """A one-column TSV listing files (sorted). Collector rules write one so that a
+    many-to-many dependency (every slide x every gene chunk) becomes many-to-one-to-many:
+    the DAG then grows with slides + chunks, not slides x chunks."""
+    frame = pd.DataFrame({"path": sorted(str(p) for p in paths)})
+    write_tsv(frame, out_path)
+
+
+def read_manifest(path: str | Path) -> list[str]:
+    return pd.read_csv(path, sep="\t", dtype=str)["path"].tolist()

@@ -24,12 +24,56 @@ GENE_CHUNK_MEM_MB = int(GENE_MODELS.get("mem_mb") or (
     * 1280 * 4 * 3 // 2**20))
 
 
+# Collector rules: every chunk needs every training feature store and every slide
+# needs every chunk; routing both through one manifest keeps the DAG's edges linear in
+# slides + chunks (1,000 slides x 71 chunks would otherwise be 71,000 edges).
+rule training_feature_manifest:
+    input:
+        expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_TUNE_SAMPLES),
+    output:
+        "results/features/{encoder}/training_manifest.tsv",
+    log:
+        log_path("training_feature_manifest", "encoder"),
+    benchmark:
+        benchmark_path("training_feature_manifest", "encoder")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        code_version=code_version("io", "smk"),
+    script:
+        script_path("file_manifest.py")
+
+
+rule gene_model_manifest:
+    input:
+        lambda wc: gene_model_arrays_for(wc.encoder),
+    output:
+        "results/models/{encoder}/chunks_manifest.tsv",
+    log:
+        log_path("gene_model_manifest", "encoder"),
+    benchmark:
+        benchmark_path("gene_model_manifest", "encoder")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        code_version=code_version("io", "smk"),
+    script:
+        script_path("file_manifest.py")
+
+
 rule train_gene_chunk:
     input:
         expression="results/expression/training.h5",
         genes="results/expression/genes.tsv",
-        train=expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_SAMPLES),
-        tune=expand("results/features/{{encoder}}/{sample}.h5", sample=TUNE_SAMPLES),
+        features="results/features/{encoder}/training_manifest.tsv",
     output:
         model="results/models/{encoder}/chunk_{chunk}.pt",
         table="results/models/{encoder}/chunk_{chunk}.tsv",

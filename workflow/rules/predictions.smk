@@ -17,7 +17,7 @@ predictions_targets = lambda: [  # noqa: E731
 rule predict_slide:
     input:
         features="results/features/{encoder}/{sample}.h5",
-        models=lambda wc: gene_model_arrays_for(wc.encoder),
+        models="results/models/{encoder}/chunks_manifest.tsv",
         ridge="results/models/{encoder}/ridge.h5",
     output:
         "results/predictions/{encoder}/slides/{sample}.h5",
