@@ -13,6 +13,8 @@ STAMP := $(VENV)/.emo-installed
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "demo done: results/ (stores, tables, figures); 'make report' builds report.html"
+	@echo "checking what the pipeline recovered of the demo's planted truth:"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_demo_acceptance.py
 
 test: setup
 	$(BIN)/python -m pytest -v --durations=25

@@ -306,12 +306,11 @@ def fitter(backend: str) -> Callable[..., LmmResult]:
 
 
 def benjamini_hochberg(p) -> np.ndarray:
-    """BH-adjusted p-values; NaNs stay NaN and are not counted (R ``p.adjust(p, "BH")`` on the non-NaN)."""
-    p = np.asarray(p, float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if len(ok) == 0:
-        return out
+    """BH-adjusted p-values; NaNs stay NaN and are not counted (R ``p.adjust(p, "BH")`` on the non-NaN).
+    One implementation serves the whole library: :func:`emo.stats.core.bh_adjust`."""
+    from .stats.core import bh_adjust
+
+    return bh_adjust(p)
     values = p[ok]
     m = len(values)
     order = np.argsort(values, kind="mergesort")[::-1]
