@@ -72,20 +72,28 @@ def select_precision(requested: str, device: torch.device) -> torch.dtype:
 
 @contextlib.contextmanager
 def deterministic(threads: int | None, device: torch.device, seed: int = 0) -> Iterator[None]:
-    """Fixed seeds, deterministic kernels and a fixed thread count (restored on exit)."""
-    if device.type == "cuda":
+    """Fixed seeds, deterministic kernels and a fixed thread count (restored on exit).
+
+    CPU inference kernels are deterministic for a fixed thread count, so
+    ``torch.use_deterministic_algorithms`` is only switched on for CUDA: on CPU it would
+    import torch's compiler stack (several seconds per job, longer than encoding a
+    small slide)."""
+    cuda = device.type == "cuda"
+    if cuda:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
     previous = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
     torch.manual_seed(seed)
     np.random.seed(seed)
-    torch.use_deterministic_algorithms(True)
+    if cuda:
+        torch.use_deterministic_algorithms(True)
     if threads:
         torch.set_num_threads(max(1, int(threads)))
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous[0])
+        if cuda:
+            torch.use_deterministic_algorithms(previous[0])
         torch.set_num_threads(previous[1])
 
 
