@@ -281,10 +281,26 @@ class SlideSpec:
     seed: int
 
 
+# Fat reads as background to any tissue detector; a slide that is mostly fat has no
+# tile that passes QC, so the demo keeps fat below this share (the excess goes to the
+# other compartments in proportion).
+MAX_FAT_FRACTION = 0.45
+
+
+def cap_fat(comp: np.ndarray) -> np.ndarray:
+    fat = COMPARTMENTS.index("fat")
+    comp = np.asarray(comp, dtype=float).copy()
+    if comp[fat] > MAX_FAT_FRACTION:
+        others = np.arange(len(comp)) != fat
+        comp[others] += (comp[fat] - MAX_FAT_FRACTION) * comp[others] / comp[others].sum()
+        comp[fat] = MAX_FAT_FRACTION
+    return comp
+
+
 def patient_composition(cfg: Mapping[str, Any], patient: str) -> dict[str, float]:
     rng = rng_for(cfg["seed"], "composition", patient)
     alpha = np.array([BASE_COMPOSITION[c] for c in COMPARTMENTS]) * float(cfg["composition_concentration"])
-    comp = rng.dirichlet(alpha)
+    comp = cap_fat(rng.dirichlet(alpha))
     return {c: float(v) for c, v in zip(COMPARTMENTS, comp)}
 
 
@@ -300,7 +316,7 @@ def slide_spec(cfg: Mapping[str, Any], sample: str) -> SlideSpec:
     if sample.endswith("-A"):
         comp = base
     else:  # a second slide of the same tumour: similar composition
-        comp = rng.dirichlet(base * 60.0 + 0.05)
+        comp = cap_fat(rng.dirichlet(base * 60.0 + 0.05))
     mpp = 0.25 if rng.random() < cfg["fraction_40x"] else 0.5
     w, h = (float(v) for v in cfg["slide_size_um"])
     width = 32.0 * round(w * rng.uniform(0.85, 1.15) / 32.0)
