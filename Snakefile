@@ -9,6 +9,11 @@
 configfile: "config/config.yaml"
 
 
+# Target-only rules run no code: never submit them to a cluster.
+localrules:
+    all,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo_cohort.smk"
 include: "workflow/rules/tile_stores.smk"
