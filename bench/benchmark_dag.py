@@ -70,6 +70,7 @@ def make_inputs(root: Path, n_slides: int, n_genes: int) -> Path:
         "EXT": {"expression": str(root / "expression_EXT.tsv"), "role": "external"},
     }
     config.setdefault("demo", {})["enabled"] = False
+    config.setdefault("spatial", {})["enabled"] = False  # placeholder cohort: no ROI tables
     heterogeneity = config.get("heterogeneity") or {}
     if not heterogeneity.get("traits"):
         heterogeneity["traits"] = ["MKI67", "FOXA1"]
