@@ -43,7 +43,7 @@ rule training_feature_manifest:
         mem_mb=500,
         runtime=5,
     params:
-        code_version=code_version("io", "smk"),
+        code_version=code_version("io", "provenance", "smk"),
     script:
         script_path("file_manifest.py")
 
@@ -64,7 +64,7 @@ rule gene_model_manifest:
         mem_mb=500,
         runtime=5,
     params:
-        code_version=code_version("io", "smk"),
+        code_version=code_version("io", "provenance", "smk"),
     script:
         script_path("file_manifest.py")
 
