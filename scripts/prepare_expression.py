@@ -1,16 +1,10 @@
 """Snakemake entry: results/expression/prepared.h5 (emo.expression)."""
-import pandas as pd
-
 import emo.smk
 from emo import expression, provenance
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
-    table = pd.DataFrame(p.patients, columns=["patient", "cohort", "split"])
-    paths = dict(zip(p.cohorts, inp.matrices))
-    matrices = {c: expression.load_cohort(paths[c], c, sorted(table.loc[table["cohort"] == c, "patient"]), p.input_kind)
-                for c in p.cohorts}
-    expression.check_gene_sets(matrices, paths)
+    table, matrices = expression.load_cohorts(p.patients, p.cohorts, inp.matrices, p.input_kind)
     training = expression.read_training_store(inp.training)
     result = expression.apply_normalisation(matrices, table, training, dict(p.roles))
     expression.write_prepared_store(out[0], result, provenance.base_attrs(p.code_version, {"input": p.input_kind}))

@@ -1,16 +1,10 @@
 """Snakemake entry: results/expression/training.h5 + genes.tsv (emo.expression)."""
-import pandas as pd
-
 import emo.smk
 from emo import expression, io, provenance
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
-    table = pd.DataFrame(p.patients, columns=["patient", "cohort", "split"])
-    paths = dict(zip(p.cohorts, inp.matrices))
-    matrices = {c: expression.load_cohort(paths[c], c, sorted(table.loc[table["cohort"] == c, "patient"]), p.input_kind)
-                for c in p.cohorts}
-    expression.check_gene_sets(matrices, paths)
+    table, matrices = expression.load_cohorts(p.patients, p.cohorts, inp.matrices, p.input_kind)
     result = expression.prepare_training(matrices, table, p.reference, p.min_variance, p.gene_chunk_size)
     params = {"input": p.input_kind, "min_variance": p.min_variance, "gene_chunk_size": p.gene_chunk_size,
               "reference": p.reference}

@@ -165,7 +165,7 @@ def test_er_models_match_statsmodels(synth, data, clinical):
     models, summary = er_models.er_models(data, genes, clinical, ["age", "her2", "tumour_size_mm",
                                                                   "nodes_positive", "grade"], 0.05, 0.5)
     s = summary[summary["split"] == "test"].iloc[0]
-    assert s["covariates"] == "age,her2,tumour_size_mm,nodes_positive" and s["dropped_covariates"] == "grade:absent"
+    assert s["covariates"] == "age,her2,tumour_size_mm,nodes_positive" and s["dropped_covariates"] == "grade: absent from the clinical table"
     c = synth.clinical_table.set_index("patient").loc[_patients(synth, "test")]
     c = c[c["er"].isin(["positive", "negative"])]
     X = pd.DataFrame({"er": (c["er"] == "positive").astype(float), "age": c["age"],
@@ -194,7 +194,7 @@ def test_er_constant_covariate_dropped(synth, data, clinical):
     c = clinical.copy()
     c["her2"] = "negative"
     _, summary = er_models.er_models(data, synth.planted[:2], c, ["age", "her2"], 0.05, 0.5)
-    assert (summary["dropped_covariates"] == "her2:constant").all()
+    assert (summary["dropped_covariates"] == "her2: constant").all()
 
 
 def test_missing_gene_and_clinical_column_errors(synth):

@@ -136,6 +136,18 @@ def check_gene_sets(matrices: Mapping[str, pd.DataFrame], paths: Mapping[str, st
 
 
 # ------------------------------------------------------------------------ chunking
+def load_cohorts(patients: Sequence[Sequence[str]], cohorts: Sequence[str], paths: Sequence[str],
+                 kind: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The rules' common start: (patient, cohort, split) rows -> split table and one log-scale
+    matrix per cohort (restricted to its sheet patients), gene sets checked to agree."""
+    table = pd.DataFrame(list(patients), columns=["patient", "cohort", "split"])
+    by_cohort = dict(zip(cohorts, paths))
+    matrices = {c: load_cohort(by_cohort[c], c, sorted(table.loc[table["cohort"] == c, "patient"]), kind)
+                for c in cohorts}
+    check_gene_sets(matrices, by_cohort)
+    return table, matrices
+
+
 def gene_chunks(genes: Sequence[str], chunk_size: int) -> list[list[str]]:
     """Chunk k = the k-th slice of size ``chunk_size`` of the SORTED gene list."""
     ordered = sorted(genes)

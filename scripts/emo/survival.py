@@ -13,13 +13,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import covariates as covariates_mod
 from .errors import InputTableError
 
 log = logging.getLogger("emo")
 
 HIGH, LOW = "high", "low"
-BINARY_CODES = {"positive": 1.0, "negative": 0.0, "pos": 1.0, "neg": 0.0, "1": 1.0, "0": 0.0,
-                "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
 
 def hti_groups(hti: pd.Series, high_threshold: float = 0.5, low_threshold: float | None = None) -> pd.Series:
@@ -42,34 +41,15 @@ def one_slide_per_patient(slides: pd.DataFrame) -> pd.DataFrame:
             .reset_index(drop=True))
 
 
-def encode_covariate(series: pd.Series) -> pd.Series:
-    """Numeric covariate: numbers as they are, positive/negative style strings as 1/0."""
-    numeric = pd.to_numeric(series, errors="coerce")
-    text = series.astype(str).str.strip().str.lower()
-    mapped = text.map(BINARY_CODES)
-    return numeric.where(numeric.notna(), mapped).astype(float)
-
-
 def prepare_covariates(data: pd.DataFrame, covariates: Sequence[str]) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Encode the requested clinical covariates; drop those absent from the table, with
-    no values, or constant among the analysed patients. Returns the data with encoded
-    columns, the covariates kept and a list of 'name: reason' for the dropped ones."""
+    """Encode the requested clinical covariates (emo.covariates); drop those absent from the
+    table, with no values, or constant among the analysed patients. Returns the data with
+    encoded columns, the covariates kept and a list of 'name: reason' for the dropped ones."""
     data = data.copy()
-    kept, dropped = [], []
-    for name in covariates:
-        if name not in data.columns:
-            dropped.append(f"{name}: absent from the clinical table")
-            continue
-        encoded = encode_covariate(data[name])
-        if encoded.notna().sum() == 0:
-            dropped.append(f"{name}: no numeric or positive/negative values")
-            continue
-        if encoded.dropna().nunique() < 2:
-            dropped.append(f"{name}: constant")
-            continue
-        data[name] = encoded
-        kept.append(name)
-    return data, kept, dropped
+    usable, dropped = covariates_mod.screen(data, list(covariates))
+    for name, values in usable.items():
+        data[name] = values
+    return data, list(usable), dropped
 
 
 def kaplan_meier(time: np.ndarray, event: np.ndarray, level: float = 0.95) -> pd.DataFrame:

@@ -214,7 +214,7 @@ rule gene_statistics_er_models:
         summary=f"{STATS_OUT}/er_summary.tsv",
     params:
         statistics={"er_models": STATS["er_models"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.er_models",
+        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.er_models", "covariates",
                                   "io", "provenance", "smk", "errors"),
     log:
         log_path("gene_statistics_er_models", "encoder"),

@@ -121,7 +121,7 @@ rule heterogeneity_survival:
         clinical=config.get("clinical", "clinical.tsv"),
     params:
         config=SURV,
-        code_version=code_version("survival", "io", "provenance"),
+        code_version=code_version("survival", "covariates", "io", "provenance"),
     log:
         log_path("heterogeneity_survival"),
     benchmark:

@@ -17,7 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from . import core
-from .inputs import CLINICAL_BINARY, Dataset
+from .. import covariates as covariates_mod
+from .inputs import Dataset
 
 log = logging.getLogger("emo")
 
@@ -28,46 +29,18 @@ SUMMARY_COLUMNS = ["split", "cohort", "n_patients", "n_er_positive", "n_er_negat
                    "dropped_covariates", "n_significant_measured", "n_significant_predicted", "n_concordant"]
 
 
-def encode_covariate(name: str, values: pd.Series) -> pd.Series:
-    """Numeric encoding: er/pr/her2 positive=1, negative=0; nodes_positive -> node
-    status (1 if > 0 positive nodes); other columns numeric."""
-    if name in CLINICAL_BINARY:
-        text = values.astype("string").str.strip().str.lower()
-        return text.map({"positive": 1.0, "negative": 0.0}).astype(float)
-    numeric = pd.to_numeric(values, errors="coerce")
-    if name == "nodes_positive":
-        return (numeric > 0).astype(float).where(numeric.notna())
-    return numeric.astype(float)
-
-
 def design(clinical: pd.DataFrame, patients: list[str], covariates: list[str],
            max_missing_fraction: float) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Design matrix (intercept, er, usable covariates) over complete cases, the
-    covariates used and the dropped ones with the reason (``name:absent|missing|constant``)."""
-    er = encode_covariate("er", clinical["er"].reindex(patients))
+    covariates used and the dropped ones with the reason ('name: absent|missing|constant')."""
+    er = covariates_mod.encode("er", clinical["er"].reindex(patients))
     frame = pd.DataFrame({"intercept": 1.0, "er": er}, index=pd.Index(patients, name="patient"))
     frame = frame[frame["er"].notna()]
-    used, dropped = [], []
-    for name in covariates:
-        if name not in clinical.columns:
-            dropped.append(f"{name}:absent")
-            continue
-        values = encode_covariate(name, clinical[name].reindex(frame.index))
-        if values.isna().mean() > max_missing_fraction:
-            dropped.append(f"{name}:missing")
-            continue
-        if values.dropna().nunique() < 2:
-            dropped.append(f"{name}:constant")
-            continue
+    usable, dropped = covariates_mod.screen(clinical.reindex(frame.index), covariates, max_missing_fraction)
+    for name, values in usable.items():
         frame[name] = values
-        used.append(name)
-    frame = frame.dropna()
-    # A covariate can become constant after the complete-case filter.
-    for name in list(used):
-        if frame[name].nunique() < 2:
-            frame = frame.drop(columns=name)
-            used.remove(name)
-            dropped.append(f"{name}:constant")
+    used = list(usable)
+    frame = covariates_mod.drop_constant_after_filter(frame.dropna(), used, dropped)
     return frame, used, dropped
 
 
