@@ -1,24 +1,25 @@
-"""Snakemake entry script of rule ``extract_features``: one slide's feature store."""
+"""Snakemake entry script of rule ``extract_features``: the feature store of one slide, or
+of a batch of slides with one encoder load (config ``slide_batches``)."""
 
 import emo.smk
 
 with emo.smk.rule_logging(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    from emo.features import extract_slide
+    from emo.features import extract_slides
 
-    params = snakemake.params  # noqa: F821
-    extract_slide(
-        sample=snakemake.wildcards.sample,  # noqa: F821
-        slide_path=snakemake.input.slide,  # noqa: F821
-        tile_store_path=snakemake.input.tiles,  # noqa: F821
-        out_path=snakemake.output.features,  # noqa: F821
-        encoder=snakemake.wildcards.encoder,  # noqa: F821
+    sm = snakemake  # noqa: F821
+    params = sm.params
+    slides = emo.smk.job_slides(sm, inputs=("slide", "tiles"), outputs=("features",))
+    for slide in slides:
+        slide["mpp"] = params.mpp[slide["sample"]]
+    extract_slides(
+        slides,
+        encoder=sm.wildcards.encoder,
         weights=params.weights or None,
         batch_size=params.batch_size,
         num_workers=params.num_workers,
         device=params.device,
         precision=params.precision,
-        threads=max(1, snakemake.threads - params.num_workers),  # noqa: F821
+        threads=max(1, sm.threads - params.num_workers),
         stain_method=params.stain_method,
-        mpp=params.mpp,
         code_version=params.code_version,
     )

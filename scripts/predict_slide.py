@@ -1,9 +1,15 @@
-"""Snakemake entry: one slide's predictions (emo.predictions)."""
+"""Snakemake entry: the predictions of one slide, or of a batch of slides (config
+slide_batches) (emo.predictions)."""
 import emo.smk
 from emo import io, predictions, provenance
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
-    p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
-    predictions.predict_slide(inp.features, io.read_manifest(inp.models), inp.ridge, out[0], p.tile_genes,
-                              provenance.base_attrs(p.code_version, {"tile_genes": p.tile_genes}))
-    log.info("wrote %s", out[0])
+    sm = snakemake  # noqa: F821
+    p = sm.params
+    models = io.read_manifest(sm.input.models)
+    attrs = provenance.base_attrs(p.code_version, {"tile_genes": p.tile_genes})
+    slides = emo.smk.job_slides(sm, inputs=("features",), outputs=("predictions",))
+    for n, slide in enumerate(slides, 1):
+        predictions.predict_slide(slide["features"], models, sm.input.ridge, slide["predictions"], p.tile_genes,
+                                  attrs)
+        log.info("[%d/%d] wrote %s", n, len(slides), slide["predictions"])

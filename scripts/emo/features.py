@@ -296,24 +296,44 @@ def extract_slide(*, sample: str, slide_path: str, tile_store_path: str, out_pat
     ``tiles`` overrides the tile source (tests); by default it is
     ``emo.tiling.TileReader(slide_path, tile_store_path, mpp=mpp, normalise=...)``.
     """
+    slide = {"sample": sample, "slide": slide_path, "tiles": tile_store_path, "features": out_path, "mpp": mpp}
+    if tiles is not None:
+        slide["reader"] = tiles
+    return extract_slides([slide], encoder=encoder, weights=weights, batch_size=batch_size,
+                          num_workers=num_workers, device=device, precision=precision, threads=threads,
+                          stain_method=stain_method, code_version=code_version, progress=progress)[0]
+
+
+def extract_slides(slides: Sequence[Mapping], *, encoder: str, weights: str | None = None, batch_size: int = 32,
+                   num_workers: int = 2, device: str = "auto", precision: str = "auto", threads: int | None = None,
+                   stain_method: str = "none", code_version: str = "", progress: bool = True) -> list[Path]:
+    """Feature stores of several slides with one encoder load (batched ``extract_features``
+    jobs, config ``slide_batches``). Each slide: {"sample", "slide", "tiles" (tile store),
+    "features" (output path), "mpp" (override or None)}, optionally "reader" (a tile source)."""
     dev = select_device(device)
     with deterministic(threads, dev):
-        return _extract_slide(sample=sample, slide_path=slide_path, tile_store_path=tile_store_path,
-                              out_path=out_path, encoder=encoder, weights=weights, batch_size=batch_size,
-                              num_workers=num_workers, dev=dev, precision=precision, stain_method=stain_method,
-                              mpp=mpp, code_version=code_version, tiles=tiles, progress=progress)
+        loaded = load_encoder(encoder, weights)
+        embedder = Embedder(loaded, dev, precision)
+        written = []
+        for n, slide in enumerate(slides, 1):
+            if len(slides) > 1:
+                log.info("[%d/%d] slide %s", n, len(slides), slide["sample"])
+            written.append(_extract_slide(slide, loaded=loaded, embedder=embedder, encoder=encoder,
+                                          batch_size=batch_size, num_workers=num_workers, dev=dev,
+                                          stain_method=stain_method, code_version=code_version, progress=progress))
+        return written
 
 
-def _extract_slide(*, sample, slide_path, tile_store_path, out_path, encoder, weights, batch_size, num_workers,
-                   dev, precision, stain_method, mpp, code_version, tiles, progress) -> Path:
+def _extract_slide(slide: Mapping, *, loaded, embedder, encoder, batch_size, num_workers, dev, stain_method,
+                   code_version, progress) -> Path:
+    sample, tile_store_path, out_path = slide["sample"], slide["tiles"], slide["features"]
     info = read_tile_store_info(tile_store_path)
     stain = stain_description(stain_method, info, sample)
+    tiles = slide.get("reader")
     if tiles is None:
         from .tiling import TileReader
 
-        tiles = TileReader(slide_path, tile_store_path, mpp=mpp, normalise=stain_method != "none")
-    loaded = load_encoder(encoder, weights)
-    embedder = Embedder(loaded, dev, precision)
+        tiles = TileReader(slide["slide"], tile_store_path, mpp=slide.get("mpp"), normalise=stain_method != "none")
     tile_px = int(info.attrs.get("tile_px", loaded.spec.input_px))
     if tile_px != loaded.spec.input_px:
         log.warning("slide %s: tiles are %d px, encoder %s runs at %d px: tiles are resized on the fly "
@@ -354,5 +374,5 @@ def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
         return f["features"][:], f["coords"][:], dict(f.attrs)
 
 
-__all__ = ["Embedder", "Preprocess", "collate_uint8", "deterministic", "extract_slide", "make_loader",
+__all__ = ["Embedder", "Preprocess", "collate_uint8", "deterministic", "extract_slide", "extract_slides", "make_loader",
            "read_features", "read_tile_store_info", "select_device", "select_precision", "write_feature_store"]

@@ -6,6 +6,7 @@ Messages name the row (1-based, header excluded), the column and what to do.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .errors import SampleSheetError
+from .errors import ConfigError, SampleSheetError
 
 REQUIRED_COLUMNS = ("sample", "patient", "cohort", "slide")
 OPTIONAL_COLUMNS = ("mpp", "split")
@@ -82,3 +83,21 @@ def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
     if "split" not in sheet.columns:
         sheet["split"] = ""
     return sheet.set_index("sample", drop=False)
+
+
+def slide_batches(samples: Iterable[str], n_batches: int) -> dict[str, list[str]]:
+    """Config ``slide_batches``: the per-slide stages run as ``n_batches`` jobs instead of one
+    job per slide; a sample's batch is a stable hash of its name, so adding a slide later
+    moves no other slide (only its own batch reruns). Returns {batch id: sorted samples},
+    empty batches left out; ``n_batches`` 0 means no batching ({})."""
+    if n_batches < 0:
+        raise ConfigError(f"config key 'slide_batches': {n_batches} must be 0 (one job per slide) or a "
+                          "positive number of jobs per per-slide stage")
+    if n_batches == 0:
+        return {}
+    width = len(str(n_batches - 1))
+    batches: dict[str, list[str]] = {}
+    for sample in sorted(samples):
+        index = int.from_bytes(hashlib.sha256(sample.encode()).digest()[:8], "big") % n_batches
+        batches.setdefault(f"batch{index:0{width}d}", []).append(sample)
+    return dict(sorted(batches.items()))

@@ -45,3 +45,22 @@ def rule_logging(log_path: str | None) -> Iterator[logging.Logger]:
         sys.stderr = real_stderr
         if handle is not None and not handle.closed:
             handle.close()
+
+
+def job_slides(sm, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> list[dict]:
+    """The slides of one per-slide-stage job, in order: one for a per-slide rule, several for
+    a batched one (config ``slide_batches``). ``sm.params.samples`` lists the samples; each
+    named input / output is one path (per-slide rule) or a list aligned with the samples.
+    Returns one {"sample": ..., name: path, ...} per slide."""
+    samples = list(sm.params.samples)
+
+    def aligned(files, name: str) -> list[str]:
+        value = getattr(files, name)
+        paths = [value] if isinstance(value, str) else list(value)
+        if len(paths) != len(samples):
+            raise RuntimeError(f"rule input/output {name!r} has {len(paths)} paths for {len(samples)} samples")
+        return [str(p) for p in paths]
+
+    columns = {name: aligned(sm.input, name) for name in inputs}
+    columns.update({name: aligned(sm.output, name) for name in outputs})
+    return [{"sample": s, **{name: paths[i] for name, paths in columns.items()}} for i, s in enumerate(samples)]

@@ -14,13 +14,16 @@ SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
 sys.path.insert(0, str(SCRIPTS_DIR))
 
 from emo.provenance import code_version  # noqa: E402
-from emo.sheets import load_sample_sheet  # noqa: E402
+from emo.sheets import load_sample_sheet, slide_batches  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 SAMPLES = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
 SAMPLE_NAMES = sorted(SAMPLES.index)
 ENCODER = config["features"]["encoder"]
+# config `slide_batches`: {batch: samples} when the per-slide stages run N slides per job
+# (rules <stage>_<batch>), {} for one job per slide (docs/configuration.md).
+SLIDE_BATCHES = slide_batches(SAMPLE_NAMES, int(config.get("slide_batches", 0)))
 
 
 def script_path(name):
@@ -30,6 +33,15 @@ def script_path(name):
 
 def slide_path(wildcards):
     return SAMPLES.loc[wildcards.sample, "slide"]
+
+
+def slide_paths(samples):
+    return [SAMPLES.loc[s, "slide"] for s in samples]
+
+
+def sample_mpps(samples):
+    """{sample: the sheet's mpp override or None} (per-slide and batched rules alike)."""
+    return {s: sample_mpp(s) for s in samples}
 
 
 def sample_mpp(sample):

@@ -31,29 +31,61 @@ if DEMO["enabled"]:
         "truth": f"{DEMO_DIR}/truth.json",
     }
 
-    rule demo_slide:
-        output:
-            slide=f"{DEMO_DIR}/slides/{{sample}}.svs",
-            truth=f"{DEMO_DIR}/truth/{{sample}}.npz",
-        log:
-            log_path("demo_slide", "sample"),
-        benchmark:
-            benchmark_path("demo_slide", "sample")
-        wildcard_constraints:
-            sample="|".join(re.escape(s) for s in DEMO_SAMPLES),
-        conda:
-            "../../envs/slides.yaml"
-        threads: 1
-        resources:
-            mem_mb=1500,
-            runtime=10,
-        params:
-            demo=demo_design.slide_params(DEMO),
-            # not demo.tables: editing the table generator must not re-render slides
-            code_version=code_version("demo.__init__", "demo.design", "demo.layout", "demo.render", "demo.slides",
-                                      "io", "smk", "errors"),
-        script:
-            script_path("demo_slide.py")
+    _DEMO_SLIDE_PARAMS = dict(
+        demo=demo_design.slide_params(DEMO),
+        # not demo.tables: editing the table generator must not re-render slides
+        code_version=code_version("demo.__init__", "demo.design", "demo.layout", "demo.render", "demo.slides",
+                                  "io", "smk", "errors"),
+    )
+
+    if not SLIDE_BATCHES:
+
+        rule demo_slide:
+            output:
+                slide=f"{DEMO_DIR}/slides/{{sample}}.svs",
+                truth=f"{DEMO_DIR}/truth/{{sample}}.npz",
+            log:
+                log_path("demo_slide", "sample"),
+            benchmark:
+                benchmark_path("demo_slide", "sample")
+            wildcard_constraints:
+                sample="|".join(re.escape(s) for s in DEMO_SAMPLES),
+            conda:
+                "../../envs/slides.yaml"
+            threads: 1
+            resources:
+                mem_mb=1500,
+                runtime=10,
+            params:
+                samples=lambda wildcards: [wildcards.sample],
+                **_DEMO_SLIDE_PARAMS,
+            script:
+                script_path("demo_slide.py")
+
+    # config slide_batches: several slides per job, like the per-slide stages.
+    for _batch, _samples in slide_batches(DEMO_SAMPLES, int(config.get("slide_batches", 0))).items():
+
+        rule:
+            name:
+                f"demo_slide_{_batch}"
+            output:
+                slide=[f"{DEMO_DIR}/slides/{s}.svs" for s in _samples],
+                truth=[f"{DEMO_DIR}/truth/{s}.npz" for s in _samples],
+            log:
+                f"logs/demo_slide/{_batch}.log",
+            benchmark:
+                f"benchmarks/demo_slide/{_batch}.tsv"
+            conda:
+                "../../envs/slides.yaml"
+            threads: 1
+            resources:
+                mem_mb=1500,
+                runtime=10 * len(_samples),
+            params:
+                samples=_samples,
+                **_DEMO_SLIDE_PARAMS,
+            script:
+                script_path("demo_slide.py")
 
     rule demo_tables:
         input:

@@ -19,36 +19,69 @@ if STAIN["method"] == "macenko" and not Path(STAIN["reference"]).is_file():
 # rule files not to mix rules and function definitions).
 tile_stores_targets = lambda: expand("results/tiles/{sample}.h5", sample=SAMPLE_NAMES)  # noqa: E731
 
-# The slide (sample-sheet path) and, for Macenko, the reference stain file.
-_tile_slide_inputs = lambda wildcards: dict(  # noqa: E731
-    slide=slide_path(wildcards),
-    **({"stain_reference": STAIN["reference"]} if STAIN["method"] == "macenko" else {}),
+# The Macenko reference stain file is an input when stain normalisation is on.
+_STAIN_INPUT = {"stain_reference": STAIN["reference"]} if STAIN["method"] == "macenko" else {}
+_TILE_PARAMS = dict(
+    tiling=TILING,
+    stain=STAIN,
+    code_version=code_version("slides", "tissue", "tiling", "stain", "tile_store", "provenance", "io", "smk"),
 )
+_TILE_RESOURCES_PER_SLIDE = {"mem_mb": 4000, "runtime": 60}
 
 
-rule tile_slide:
-    input:
-        unpack(_tile_slide_inputs),
-    output:
-        store="results/tiles/{sample}.h5",
-    log:
-        log_path("tile_slide", "sample"),
-    benchmark:
-        benchmark_path("tile_slide", "sample")
-    wildcard_constraints:
-        sample="[A-Za-z0-9][A-Za-z0-9._-]*",
-    conda:
-        "../../envs/slides.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        tiling=TILING,
-        stain=STAIN,
-        mpp=lambda wildcards: sample_mpp(wildcards.sample),
-        code_version=code_version("slides", "tissue", "tiling", "stain", "tile_store", "provenance", "io", "smk"),
-    script:
-        # literal path: common.smk's helper `script()` shadows Snakemake's internal
-        # `script` function that the `script:` directive calls at job run time
-        "../../scripts/tile_slide.py"
+if not SLIDE_BATCHES:
+
+    rule tile_slide:
+        input:
+            slide=slide_path,
+            **_STAIN_INPUT,
+        output:
+            store="results/tiles/{sample}.h5",
+        log:
+            log_path("tile_slide", "sample"),
+        benchmark:
+            benchmark_path("tile_slide", "sample")
+        wildcard_constraints:
+            sample="[A-Za-z0-9][A-Za-z0-9._-]*",
+        conda:
+            "../../envs/slides.yaml"
+        threads: 1
+        resources:
+            **_TILE_RESOURCES_PER_SLIDE,
+        params:
+            samples=lambda wildcards: [wildcards.sample],
+            mpp=lambda wildcards: sample_mpps([wildcards.sample]),
+            **_TILE_PARAMS,
+        script:
+            # literal path: common.smk's helper `script()` shadows Snakemake's internal
+            # `script` function that the `script:` directive calls at job run time
+            "../../scripts/tile_slide.py"
+
+
+# config slide_batches: the same job for several slides at once (one rule per batch).
+for _batch, _samples in SLIDE_BATCHES.items():
+
+    rule:
+        name:
+            f"tile_slide_{_batch}"
+        input:
+            slide=slide_paths(_samples),
+            **_STAIN_INPUT,
+        output:
+            store=[f"results/tiles/{s}.h5" for s in _samples],
+        log:
+            f"logs/tile_slide/{_batch}.log",
+        benchmark:
+            f"benchmarks/tile_slide/{_batch}.tsv"
+        conda:
+            "../../envs/slides.yaml"
+        threads: 1
+        resources:
+            mem_mb=_TILE_RESOURCES_PER_SLIDE["mem_mb"],
+            runtime=_TILE_RESOURCES_PER_SLIDE["runtime"] * len(_samples),
+        params:
+            samples=_samples,
+            mpp=sample_mpps(_samples),
+            **_TILE_PARAMS,
+        script:
+            "../../scripts/tile_slide.py"
