@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "heterogeneity_traits": ["MKI67", "PTPRC"],
     "heterogeneity_tile_um": 271.0,
     "heterogeneity_trait_threshold": 0.25,
-    "heterogeneity_log_hr": 3.0,
+    "heterogeneity_log_hr": 6.0,
     "st_slides": 12,
     "st_rois_per_slide": [6, 10],
     "st_null_probes": 8,
