@@ -10,7 +10,7 @@ import hashlib
 import math
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -85,11 +85,16 @@ def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
     return sheet.set_index("sample", drop=False)
 
 
-def slide_batches(samples: Iterable[str], n_batches: int) -> dict[str, list[str]]:
-    """Config ``slide_batches``: the per-slide stages run as ``n_batches`` jobs instead of one
-    job per slide; a sample's batch is a stable hash of its name, so adding a slide later
-    moves no other slide (only its own batch reruns). Returns {batch id: sorted samples},
-    empty batches left out; ``n_batches`` 0 means no batching ({})."""
+def slide_batches(samples: Iterable[str], n_batches: int,
+                  groups: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """Config ``slide_batches``: the per-slide stages run as ``n_batches`` jobs per group
+    instead of one job per slide. A sample's batch is a stable hash of its name, so adding
+    a slide later moves no other slide (only its own batch reruns). ``groups`` (sample ->
+    group name) keeps groups apart: the pipeline separates the slides models train on
+    from the rest, so a new evaluation slide never rebuilds a training slide's stores
+    (and with them the models). Returns {batch id: sorted samples}, ids
+    ``<group><k>`` (``batch<k>`` without groups), empty batches left out; ``n_batches`` 0
+    means no batching ({})."""
     if n_batches < 0:
         raise ConfigError(f"config key 'slide_batches': {n_batches} must be 0 (one job per slide) or a "
                           "positive number of jobs per per-slide stage")
@@ -99,5 +104,6 @@ def slide_batches(samples: Iterable[str], n_batches: int) -> dict[str, list[str]
     batches: dict[str, list[str]] = {}
     for sample in sorted(samples):
         index = int.from_bytes(hashlib.sha256(sample.encode()).digest()[:8], "big") % n_batches
-        batches.setdefault(f"batch{index:0{width}d}", []).append(sample)
+        group = groups[sample] if groups is not None else "batch"
+        batches.setdefault(f"{group}{index:0{width}d}", []).append(sample)
     return dict(sorted(batches.items()))

@@ -15,15 +15,27 @@ sys.path.insert(0, str(SCRIPTS_DIR))
 
 from emo.provenance import code_version  # noqa: E402
 from emo.sheets import load_sample_sheet, slide_batches  # noqa: E402
+from emo.splits import assign_splits, samples_in_splits  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 SAMPLES = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
 SAMPLE_NAMES = sorted(SAMPLES.index)
 ENCODER = config["features"]["encoder"]
-# config `slide_batches`: {batch: samples} when the per-slide stages run N slides per job
-# (rules <stage>_<batch>), {} for one job per slide (docs/configuration.md).
-SLIDE_BATCHES = slide_batches(SAMPLE_NAMES, int(config.get("slide_batches", 0)))
+
+# Patient splits are a pure function of the sheet and the config, known when the DAG is
+# built (docs/gene_models.md): the training rules depend only on train/tune slides.
+SPLITS_CFG = config["splits"]
+COHORT_ROLES = {name: c["role"] for name, c in config["cohorts"].items()}
+SPLITS_SEED = int(SPLITS_CFG.get("seed", 20210801))
+PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_SEED, SPLITS_CFG.get("proportions"))
+_MODEL_SLIDES = set(samples_in_splits(SAMPLES, PATIENT_SPLITS, ("train", "tune")))
+
+# config `slide_batches`: {batch: samples} when the per-slide stages run several slides per
+# job (rules <stage>_<batch>), {} for one job per slide (docs/configuration.md). The
+# slides models train on ("train" batches) never share a batch with the others ("eval").
+SLIDE_BATCHES = slide_batches(SAMPLE_NAMES, int(config.get("slide_batches", 0)),
+                              groups={s: "train" if s in _MODEL_SLIDES else "eval" for s in SAMPLE_NAMES})
 
 
 def script_path(name):

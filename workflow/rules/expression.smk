@@ -10,14 +10,10 @@
 # external slides never retrains a model.
 
 from emo.expression import chunk_ids, input_gene_list, reference_cohort  # noqa: E402
-from emo.splits import assign_splits, samples_in_splits  # noqa: E402
 
 EXPRESSION = config["expression"]
-SPLITS_CFG = config["splits"]
-COHORT_ROLES = {name: c["role"] for name, c in config["cohorts"].items()}
 REFERENCE_COHORT = reference_cohort(config["cohorts"])
-SPLITS_SEED = int(SPLITS_CFG.get("seed", 20210801))
-PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_SEED, SPLITS_CFG.get("proportions"))
+# SPLITS_CFG, COHORT_ROLES, SPLITS_SEED, PATIENT_SPLITS: common.smk (slide batches use them)
 SAMPLE_PATIENT = {s: SAMPLES.loc[s, "patient"] for s in SAMPLE_NAMES}
 # Cohorts with at least one patient in the sample sheet (others are not read).
 USED_COHORTS = sorted(set(PATIENT_SPLITS["cohort"]))
