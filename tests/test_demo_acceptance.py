@@ -1,7 +1,7 @@
 """Acceptance on the full demo cohort (`make demo`): the pipeline recovers what the
 generator planted. Reads a finished full-demo working directory — the repository
 itself after `make demo`, or the directory named by EMO_DEMO_WORKDIR — and skips with
-a reason when there is none (the full demo takes ~11 min on 2 cores, too long for the
+a reason when there is none (the full demo takes ~12 min on 2 cores, too long for the
 CI suite; the small end-to-end demo runs in CI instead). Numbers are printed.
 """
 
