@@ -71,7 +71,8 @@ def main() -> None:
     for n_batches in (0, args.batches):
         shutil.rmtree(root / "results", ignore_errors=True)
         wall, cpu, log = run(root, paths[n_batches], stores, args.cores)
-        jobs = sum(1 for line in log.splitlines() if line.startswith(("rule tile_slide", "rule extract_features")))
+        jobs = sum(1 for line in log.splitlines()
+                   if line.removeprefix("local").startswith(("rule tile_slide", "rule extract_features")))
         rows_out.append((n_batches, jobs, wall, cpu))
         print(f"  slide_batches={n_batches}: {jobs} jobs, {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
 
