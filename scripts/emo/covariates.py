@@ -53,4 +53,3 @@ def drop_constant_after_filter(frame: pd.DataFrame, used: list[str], dropped: li
             used.remove(name)
             dropped.append(f"{name}: constant")
     return frame
-

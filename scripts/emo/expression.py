@@ -135,7 +135,6 @@ def check_gene_sets(matrices: Mapping[str, pd.DataFrame], paths: Mapping[str, st
     return sorted(reference)
 
 
-# ------------------------------------------------------------------------ chunking
 def load_cohorts(patients: Sequence[Sequence[str]], cohorts: Sequence[str], paths: Sequence[str],
                  kind: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """The rules' common start: (patient, cohort, split) rows -> split table and one log-scale
@@ -148,6 +147,7 @@ def load_cohorts(patients: Sequence[Sequence[str]], cohorts: Sequence[str], path
     return table, matrices
 
 
+# ------------------------------------------------------------------------ chunking
 def gene_chunks(genes: Sequence[str], chunk_size: int) -> list[list[str]]:
     """Chunk k = the k-th slice of size ``chunk_size`` of the SORTED gene list."""
     ordered = sorted(genes)

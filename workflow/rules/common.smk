@@ -29,13 +29,15 @@ SPLITS_CFG = config["splits"]
 COHORT_ROLES = {name: c["role"] for name, c in config["cohorts"].items()}
 SPLITS_SEED = int(SPLITS_CFG.get("seed", 20210801))
 PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_SEED, SPLITS_CFG.get("proportions"))
-_MODEL_SLIDES = set(samples_in_splits(SAMPLES, PATIENT_SPLITS, ("train", "tune")))
+# The slides the models train on (train + tune), sorted; gene_models.smk trains on them.
+MODEL_SAMPLES = samples_in_splits(SAMPLES, PATIENT_SPLITS, ("train", "tune"))
 
 # config `slide_batches`: {batch: samples} when the per-slide stages run several slides per
 # job (rules <stage>_<batch>), {} for one job per slide (docs/configuration.md). The
 # slides models train on ("train" batches) never share a batch with the others ("eval").
+_model_samples = set(MODEL_SAMPLES)
 SLIDE_BATCHES = slide_batches(SAMPLE_NAMES, int(config.get("slide_batches", 0)),
-                              groups={s: "train" if s in _MODEL_SLIDES else "eval" for s in SAMPLE_NAMES})
+                              groups={s: "train" if s in _model_samples else "eval" for s in SAMPLE_NAMES})
 
 
 def script_path(name):

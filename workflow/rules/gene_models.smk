@@ -8,7 +8,7 @@ GENE_MODELS = config["gene_models"]
 GENE_CHUNKS = chunk_ids(len(input_gene_list(config)), EXPRESSION["gene_chunk_size"])
 TRAIN_SAMPLES = samples_with_split("train")
 TUNE_SAMPLES = samples_with_split("tune")
-TRAIN_TUNE_SAMPLES = sorted(TRAIN_SAMPLES + TUNE_SAMPLES)
+TRAIN_TUNE_SAMPLES = MODEL_SAMPLES  # common.smk (slide batches keep them apart too)
 _GENE_MODEL_MODULES = ("gene_models", "expression", "predictions", "ridge", "io", "provenance", "smk", "errors")
 
 
