@@ -8,30 +8,6 @@ from emo import provenance
 from emo.io import atomic_path, write_tsv
 
 
-def test_code_version_changes_with_named_module_only(tmp_path, monkeypatch):
-    lib = tmp_path / "emo"
-    (lib / "sub").mkdir(parents=True)
-    (lib / "__init__.py").write_text("")
-    (lib / "a.py").write_text("x = 1\n")
-    (lib / "b.py").write_text("y = 1\n")
-    (lib / "sub" / "c.py").write_text("z = 1\n")
-    monkeypatch.setattr(provenance, "LIBRARY_ROOT", lib)
-    va, vb, vsub = provenance.code_version("a"), provenance.code_version("b"), provenance.code_version("sub")
-    assert len({va, vb, vsub}) == 3
-    (lib / "b.py").write_text("y = 2\n")
-    assert provenance.code_version("a") == va
-    assert provenance.code_version("b") != vb
-    (lib / "sub" / "c.py").write_text("z = 2\n")
-    assert provenance.code_version("sub") != vsub
-    with pytest.raises(ValueError, match="no library module"):
-        provenance.code_version("missing")
-
-
-def test_real_library_versions_are_stable():
-    assert provenance.code_version("io") == provenance.code_version("io")
-    assert len(provenance.code_version()) == 12
-
-
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out" / "table.tsv"
     with pytest.raises(RuntimeError):

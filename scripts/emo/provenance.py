@@ -1,8 +1,7 @@
-"""Provenance: code versions and parameter fingerprints recorded in every output.
+"""Provenance recorded in every output: code version, parameters, inputs.
 
-``code_version`` hashes the *source* of the library modules a rule uses. Rules pass
-it as a ``params:`` entry so that Snakemake reruns a rule when the library code it
-imports changes (Snakemake itself only watches the entry script).
+A rule's code version is computed from its entry script's import closure
+(:mod:`emo.workflow.code_versions`) and reaches the job as ``params.code_version``.
 """
 
 from __future__ import annotations
@@ -14,39 +13,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-
-LIBRARY_ROOT = Path(__file__).resolve().parent
-
-
-def _module_files(name: str) -> list[Path]:
-    """Source files of a library module (``"tiling"``) or subpackage (``"demo"``)."""
-    package_dir = LIBRARY_ROOT / name.replace(".", "/")
-    if package_dir.is_dir():
-        return sorted(package_dir.rglob("*.py"))
-    module_file = package_dir.with_suffix(".py")
-    if module_file.is_file():
-        return [module_file]
-    raise ValueError(f"code_version: no library module or package named {name!r} in {LIBRARY_ROOT}")
-
-
-def code_version(*modules: str) -> str:
-    """sha256 (12 hex) over the source of the named modules plus ``emo/__init__``.
-
-    With no names, hashes the whole library.
-    """
-    files: list[Path] = [LIBRARY_ROOT / "__init__.py"]
-    if modules:
-        for name in sorted(set(modules)):
-            files.extend(_module_files(name))
-    else:
-        files.extend(sorted(LIBRARY_ROOT.rglob("*.py")))
-    digest = hashlib.sha256()
-    for path in sorted(set(files)):
-        digest.update(str(path.relative_to(LIBRARY_ROOT)).encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:12]
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:

@@ -13,7 +13,7 @@ min_version("9.0")
 SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
 sys.path.insert(0, str(SCRIPTS_DIR))
 
-from emo.provenance import code_version  # noqa: E402
+from emo.workflow.code_versions import script_code_version  # noqa: E402
 from emo.sheets import load_sample_sheet, slide_batches  # noqa: E402
 from emo.splits import assign_splits, samples_in_splits  # noqa: E402
 
@@ -43,6 +43,12 @@ SLIDE_BATCHES = slide_batches(SAMPLE_NAMES, int(config.get("slide_batches", 0)),
 def script_path(name):
     """Path of an entry script, relative to the rule files (Snakemake convention)."""
     return f"../../scripts/{name}"
+
+
+def script_version(name):
+    """Code version of an entry script: its source and its emo import closure, so a
+    library edit reruns exactly the rules whose script reaches the edited module."""
+    return script_code_version(SCRIPTS_DIR / name)
 
 
 def slide_path(wildcards):

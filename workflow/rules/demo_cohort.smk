@@ -34,8 +34,7 @@ if DEMO["enabled"]:
     _DEMO_SLIDE_PARAMS = dict(
         demo=demo_design.slide_params(DEMO),
         # not demo.tables: editing the table generator must not re-render slides
-        code_version=code_version("demo.__init__", "demo.design", "demo.layout", "demo.render", "demo.slides",
-                                  "io", "smk", "errors"),
+        code_version=script_version("demo_slide.py"),
     )
 
     if not SLIDE_BATCHES:
@@ -106,7 +105,7 @@ if DEMO["enabled"]:
             runtime=20,
         params:
             demo=DEMO,
-            code_version=code_version("demo", "io", "smk", "errors", "provenance"),
+            code_version=script_version("demo_tables.py"),
         script:
             script_path("demo_tables.py")
 

@@ -54,7 +54,7 @@ rule patient_splits:
         roles=COHORT_ROLES,
         seed=SPLITS_SEED,
         proportions=SPLITS_CFG.get("proportions"),
-        code_version=code_version("splits", "io", "provenance"),
+        code_version=script_version("patient_splits.py"),
     script:
         script_path("patient_splits.py")
 
@@ -82,7 +82,7 @@ rule training_expression:
         input_kind=EXPRESSION["input"],
         min_variance=EXPRESSION["min_variance"],
         gene_chunk_size=EXPRESSION["gene_chunk_size"],
-        code_version=code_version("expression", "io", "provenance"),
+        code_version=script_version("training_expression.py"),
     script:
         script_path("training_expression.py")
 
@@ -108,6 +108,6 @@ rule prepare_expression:
         roles=COHORT_ROLES,
         patients=split_records(PATIENT_SPLITS),
         input_kind=EXPRESSION["input"],
-        code_version=code_version("expression", "io", "provenance"),
+        code_version=script_version("prepare_expression.py"),
     script:
         script_path("prepare_expression.py")

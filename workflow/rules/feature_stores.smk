@@ -6,9 +6,6 @@ from emo.encoders import ENCODERS, configured_weights, encoder_names, get_spec, 
 FEATURES = config["features"]
 get_spec(ENCODER)  # unknown features.encoder fails when the DAG is built
 
-# Library modules the extraction imports (TileReader and its helpers read the tiles).
-_FEATURE_MODULES = ("encoders", "features", "io", "provenance", "smk", "errors", "tiling", "tile_store", "slides",
-                    "stain", "tissue")
 
 
 # Final outputs of this stage, collected by `all` (lambdas: Snakemake's linter asks
@@ -34,7 +31,7 @@ _feature_mem_mb = lambda wildcards: int(  # noqa: E731
 
 
 _FEATURE_PARAMS = dict(
-    code_version=code_version(*_FEATURE_MODULES),
+    code_version=script_version("extract_features.py"),
     weights=lambda wildcards: (_feature_weights(wildcards) or [""])[0],
     batch_size=FEATURES["batch_size"],
     num_workers=FEATURES["num_workers"],

@@ -9,7 +9,6 @@ GENE_CHUNKS = chunk_ids(len(input_gene_list(config)), EXPRESSION["gene_chunk_siz
 TRAIN_SAMPLES = samples_with_split("train")
 TUNE_SAMPLES = samples_with_split("tune")
 TRAIN_TUNE_SAMPLES = MODEL_SAMPLES  # common.smk (slide batches keep them apart too)
-_GENE_MODEL_MODULES = ("gene_models", "expression", "predictions", "ridge", "io", "provenance", "smk", "errors")
 
 
 # (functions as lambdas: `snakemake --lint` flags `def` beside rules)
@@ -43,7 +42,7 @@ rule training_feature_manifest:
         mem_mb=500,
         runtime=5,
     params:
-        code_version=code_version("io", "provenance", "smk"),
+        code_version=script_version("file_manifest.py"),
     script:
         script_path("file_manifest.py")
 
@@ -64,7 +63,7 @@ rule gene_model_manifest:
         mem_mb=500,
         runtime=5,
     params:
-        code_version=code_version("io", "provenance", "smk"),
+        code_version=script_version("file_manifest.py"),
     script:
         script_path("file_manifest.py")
 
@@ -96,7 +95,7 @@ rule train_gene_chunk:
         tune_samples=TUNE_SAMPLES,
         sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_SAMPLES + TUNE_SAMPLES},
         settings=GENE_MODELS,
-        code_version=code_version(*_GENE_MODEL_MODULES),
+        code_version=script_version("train_gene_chunk.py"),
     script:
         script_path("train_gene_chunk.py")
 
@@ -123,6 +122,6 @@ rule train_ridge:
         sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_TUNE_SAMPLES},
         alphas=GENE_MODELS["ridge_alphas"],
         folds=GENE_MODELS["ridge_folds"],
-        code_version=code_version("ridge", "expression", "io", "provenance", "smk", "errors"),
+        code_version=script_version("train_ridge.py"),
     script:
         script_path("train_ridge.py")

@@ -38,8 +38,7 @@ rule gene_statistics_validation:
         selected=f"{STATS_OUT}/selected_genes.tsv",
     params:
         statistics={"selection": STATS["selection"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_validation", "encoder"),
     benchmark:
@@ -62,8 +61,7 @@ rule gene_statistics_validation_ridge:
         selected=f"{STATS_OUT}/ridge/selected_genes.tsv",
     params:
         statistics={"selection": STATS["selection"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_validation_ridge", "encoder"),
     benchmark:
@@ -86,7 +84,7 @@ rule gene_statistics_model_comparison:
         table=f"{STATS_OUT}/model_comparison.tsv",
     params:
         statistics={"selection": STATS["selection"]},
-        code_version=code_version("stats.__init__", "stats.validation", "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_model_comparison", "encoder"),
     benchmark:
@@ -110,8 +108,7 @@ rule gene_statistics_testing:
         external=f"{STATS_OUT}/external.tsv",
     params:
         statistics={"test_alpha": STATS["test_alpha"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.validation",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_testing", "encoder"),
     benchmark:
@@ -137,8 +134,7 @@ rule gene_statistics_proliferation:
         genes=f"{STATS_OUT}/proliferation_genes.tsv",
     params:
         statistics={"proliferation_genes": STATS["proliferation_genes"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clinical",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_proliferation", "encoder"),
     benchmark:
@@ -163,8 +159,7 @@ rule gene_statistics_markers:
         tests=f"{STATS_OUT}/markers_tests.tsv",
     params:
         statistics={"markers": STATS["markers"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clinical",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_markers", "encoder"),
     benchmark:
@@ -188,8 +183,7 @@ rule gene_statistics_pam50:
         ari=f"{STATS_OUT}/pam50_clustering.tsv",
     params:
         statistics={"pam50": STATS["pam50"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.clustering",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_pam50", "encoder"),
     benchmark:
@@ -214,8 +208,7 @@ rule gene_statistics_er_models:
         summary=f"{STATS_OUT}/er_summary.tsv",
     params:
         statistics={"er_models": STATS["er_models"]},
-        code_version=code_version("stats.__init__", "stats.core", "stats.inputs", "stats.er_models", "covariates",
-                                  "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_er_models", "encoder"),
     benchmark:
@@ -253,7 +246,7 @@ rule gene_statistics_figures:
            for key, (name, caption) in _STATS_FIGURES.items()},
     params:
         statistics=STATS,
-        code_version=code_version("stats", "figures", "io", "provenance", "smk", "errors"),
+        code_version=script_version("gene_statistics.py"),
     log:
         log_path("gene_statistics_figures", "encoder"),
     benchmark:

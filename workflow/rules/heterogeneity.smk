@@ -30,7 +30,7 @@ rule heterogeneity_splits:
     params:
         patients=sorted(set(SAMPLES["patient"])),
         config=HET,
-        code_version=code_version("trait_classifiers", "io", "provenance"),
+        code_version=script_version("heterogeneity_splits.py"),
     log:
         log_path("heterogeneity_splits"),
     benchmark:
@@ -61,7 +61,7 @@ rule heterogeneity_train:
         patients=[SAMPLES.loc[s, "patient"] for s in SAMPLE_NAMES],
         config=HET,
         device=HET_DEVICE,
-        code_version=code_version("trait_classifiers", "io", "provenance"),
+        code_version=script_version("heterogeneity_train.py"),
     log:
         log_path("heterogeneity_train", "trait"),
     benchmark:
@@ -93,7 +93,7 @@ rule heterogeneity_hti:
         traits=HET_TRAITS,
         samples=SAMPLE_NAMES,
         config=HET,
-        code_version=code_version("heterogeneity", "io", "provenance"),
+        code_version=script_version("heterogeneity_hti.py"),
     log:
         log_path("heterogeneity_hti"),
     benchmark:
@@ -121,7 +121,7 @@ rule heterogeneity_survival:
         clinical=config.get("clinical", "clinical.tsv"),
     params:
         config=SURV,
-        code_version=code_version("survival", "covariates", "io", "provenance"),
+        code_version=script_version("heterogeneity_survival.py"),
     log:
         log_path("heterogeneity_survival"),
     benchmark:

@@ -21,7 +21,7 @@ _PREDICT_INPUT = dict(
 )
 _PREDICT_PARAMS = dict(
     tile_genes=PREDICTIONS["tile_genes"],
-    code_version=code_version("predictions", "ridge", "io", "provenance", "smk", "errors"),
+    code_version=script_version("predict_slide.py"),
 )
 
 
@@ -99,6 +99,6 @@ rule patient_predictions:
     params:
         samples=SAMPLE_NAMES,
         sample_patient=SAMPLE_PATIENT,
-        code_version=code_version("predictions", "ridge", "io", "provenance", "smk", "errors"),
+        code_version=script_version("patient_predictions.py"),
     script:
         script_path("patient_predictions.py")

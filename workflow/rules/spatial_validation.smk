@@ -16,7 +16,7 @@ checkpoint spatial_rois:
     benchmark:
         benchmark_path("spatial_rois")
     params:
-        code_version=code_version(*SPATIAL_CODE),
+        code_version=script_version("spatial_rois.py"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -43,7 +43,7 @@ rule spatial_roi_predictions:
     benchmark:
         benchmark_path("spatial_roi_predictions", "encoder", "sample")
     params:
-        code_version=code_version(*SPATIAL_CODE),
+        code_version=script_version("spatial_roi_predictions.py"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -66,7 +66,7 @@ rule spatial_models:
     benchmark:
         benchmark_path("spatial_models", "encoder")
     params:
-        code_version=code_version(*SPATIAL_CODE),
+        code_version=script_version("spatial_models.py"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -95,7 +95,7 @@ rule spatial_figures:
     benchmark:
         benchmark_path("spatial_figures", "encoder")
     params:
-        code_version=code_version(*SPATIAL_CODE),
+        code_version=script_version("spatial_figures.py"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -124,7 +124,7 @@ rule spatial_overlay:
     benchmark:
         benchmark_path("spatial_overlay", "encoder", "sample")
     params:
-        code_version=code_version(*SPATIAL_CODE),
+        code_version=script_version("spatial_overlay.py"),
     threads: 1
     resources:
         mem_mb=4000,

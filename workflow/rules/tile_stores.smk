@@ -24,7 +24,7 @@ _STAIN_INPUT = {"stain_reference": STAIN["reference"]} if STAIN["method"] == "ma
 _TILE_PARAMS = dict(
     tiling=TILING,
     stain=STAIN,
-    code_version=code_version("slides", "tissue", "tiling", "stain", "tile_store", "provenance", "io", "smk"),
+    code_version=script_version("tile_slide.py"),
 )
 _TILE_RESOURCES_PER_SLIDE = {"mem_mb": 4000, "runtime": 60}
 

@@ -1,0 +1,75 @@
+"""Code versions from entry scripts' import closures (emo.workflow.code_versions)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from emo.workflow.code_versions import import_closure, script_code_version
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _library(root: Path) -> Path:
+    """A small fake `emo` package: relative, lazy and package-level imports."""
+    lib = root / "emo"
+    (lib / "stats").mkdir(parents=True)
+    (lib / "__init__.py").write_text("__version__ = '0'\n")
+    (lib / "errors.py").write_text("class E(Exception):\n    pass\n")
+    (lib / "io.py").write_text("from .errors import E\n")
+    (lib / "lazy.py").write_text("x = 1\n")
+    (lib / "unused.py").write_text("y = 1\n")
+    (lib / "stats" / "__init__.py").write_text("from .. import io\n")
+    (lib / "stats" / "core.py").write_text("def f():\n    from ..lazy import x\n    return x\n")
+    (root / "entry.py").write_text("import numpy\nfrom emo.stats import core\n")
+    (root / "other.py").write_text("import emo.unused\n")
+    return lib
+
+
+def test_closure_follows_relative_lazy_and_parent_package_imports(tmp_path):
+    lib = _library(tmp_path)
+    names = [p.relative_to(lib).as_posix() for p in import_closure(tmp_path / "entry.py", root=tmp_path)]
+    assert names == ["__init__.py", "errors.py", "io.py", "lazy.py", "stats/__init__.py", "stats/core.py"]
+
+
+def test_version_changes_exactly_with_the_closure(tmp_path):
+    lib = _library(tmp_path)
+    entry, other = tmp_path / "entry.py", tmp_path / "other.py"
+    before = script_code_version(entry, root=tmp_path), script_code_version(other, root=tmp_path)
+    (lib / "lazy.py").write_text("x = 2\n")  # reached only by entry.py, through a lazy import
+    after = script_code_version(entry, root=tmp_path), script_code_version(other, root=tmp_path)
+    assert after[0] != before[0] and after[1] == before[1]
+    (lib / "unused.py").write_text("y = 2\n")  # reached only by other.py
+    assert script_code_version(entry, root=tmp_path) == after[0]
+    assert script_code_version(other, root=tmp_path) != after[1]
+    (entry).write_text((entry).read_text() + "# the script itself\n")
+    assert script_code_version(entry, root=tmp_path) != after[0]
+
+
+def test_real_entry_scripts_reach_the_modules_they_use():
+    closure = {p.relative_to(REPO / "scripts").as_posix() for p in import_closure(REPO / "scripts/spatial_models.py")}
+    # spatial_models uses lme and spatial, and spatial uses stats.core
+    assert {"emo/lme.py", "emo/stats/core.py", "emo/__init__.py"} <= closure
+    assert "emo/tiling.py" not in closure
+
+
+def test_every_rule_versions_the_script_it_runs():
+    """Each rule's code_version names the same entry script as its script: directive."""
+    checked = 0
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"(?m)^\s*(?:rule|checkpoint)\b", smk.read_text())[1:]:
+            script = re.search(r'script:\s*\n\s*(?:#[^\n]*\n\s*)*(?:script_path\("([^"]+)"\)|"\.\./\.\./scripts/([^"]+)")',
+                               block)
+            if script is None:
+                continue
+            name = script.group(1) or script.group(2)
+            versions = re.findall(r'script_version\("([^"]+)"\)', block)
+            shared = re.findall(r"\*\*(_[A-Z_]+PARAMS)", block)
+            if not versions:
+                # params shared by a stage's rules: the dict's definition names the script
+                text = smk.read_text()
+                versions = [v for s in shared for v in re.findall(
+                    rf'{s} = dict\((?:.|\n)*?script_version\("([^"]+)"\)', text)]
+            assert versions == [name], f"{smk.name}: a rule running {name} versions {versions}"
+            checked += 1
+    assert checked >= 25
