@@ -112,7 +112,7 @@ def test_pixel_classes():
 
 def test_tile_reader_returns_the_pixels_qc_saw(results, tmp_path):
     r = results["x40"]
-    from emo import tile_store
+    from emo.stores import tiles as tile_store
 
     path = tmp_path / "x40.h5"
     tile_store.write_tile_store(path, tiling.build_store(r, "test", "0" * 64))
@@ -180,8 +180,8 @@ def test_cmu_small_region_at_half_micron():
     assert 0 < len(c["coords"]) <= 20
     assert c["accepted"].sum() >= 3
     assert (c["reject_reason"] != "").sum() >= 1
-    assert (c["sharpness"][c["accepted"]] >= tiling.DEFAULT_PARAMS["min_sharpness"]).all()
-    assert (c["tissue_fraction"][c["accepted"]] >= tiling.DEFAULT_PARAMS["min_tissue_fraction"]).all()
+    assert (c["sharpness"][c["accepted"]] >= tiling.tiling_params(None)["min_sharpness"]).all()
+    assert (c["tissue_fraction"][c["accepted"]] >= tiling.tiling_params(None)["min_tissue_fraction"]).all()
     assert set(c["reject_reason"][~c["accepted"]]) <= {"background", "low_tissue"}   # no pen, no blur
     order = np.lexsort((c["coords"][:, 0], c["coords"][:, 1]))
     np.testing.assert_array_equal(order, np.arange(len(order)))   # row-major

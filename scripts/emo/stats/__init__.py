@@ -23,29 +23,12 @@ PAM50_GENES = ("ACTR3B", "ANLN", "BAG1", "BCL2", "BIRC5", "BLVRA", "CCNB1", "CCN
                "MIA", "MKI67", "MLPH", "MMP11", "MYBL2", "MYC", "NAT1", "NDC80", "NUF2", "ORC6",
                "PGR", "PHGDH", "PTTG1", "RRM2", "SFRP1", "SLC39A6", "TMEM45B", "TYMS", "UBE2C", "UBE2T")
 
-DEFAULTS = {
-    "selection": {"min_r2": 0.2, "max_padj": 0.001},
-    "ridge_baseline": True,
-    "test_alpha": 0.05,
-    "proliferation_genes": list(PROLIFERATION_GENES),
-    "markers": {"ESR1": "er", "PGR": "pr", "ERBB2": "her2", "MKI67": "proliferation"},
-    "pam50": {"genes": None, "n_clusters": 4, "linkage": "ward", "n_permutations": 1000,
-              "n_bootstrap": 1000, "seed": 20210801},
-    "er_models": {"covariates": ["age", "her2", "tumour_size_mm", "nodes_positive"], "fdr": 0.05,
-                  "max_missing_fraction": 0.5},
-    "figures": {"top_n": 25, "min_r2_shown": -0.1},
-}
-
-
 def settings(config_section: dict | None) -> dict:
-    """The ``statistics`` config section merged over :data:`DEFAULTS` (one level deep)."""
-    merged = {}
-    section = dict(config_section or {})
-    for key, default in DEFAULTS.items():
-        value = section.get(key, default)
-        if isinstance(default, dict) and key != "markers":
-            value = {**default, **(value or {})}
-        merged[key] = value
+    """The ``statistics`` config section with the schema's defaults (``pam50.genes: null``
+    = the 50 PAM50 genes)."""
+    from ..settings import section
+
+    merged = section("statistics", config_section)
     if merged["pam50"]["genes"] is None:
         merged["pam50"]["genes"] = list(PAM50_GENES)
     return merged
