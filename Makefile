@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.emo-installed
 
-.PHONY: demo test test-fast setup system-deps venv lint report dag clean-demo benchmarks
+.PHONY: demo test test-fast setup system-deps venv lint report dag clean-demo benchmarks docs
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
@@ -43,6 +43,10 @@ lint: setup
 
 report: setup
 	$(BIN)/snakemake --cores $(CORES) --report report.html
+
+# docs/configuration.md is generated from the config schema (a test fails when stale).
+docs: venv
+	cd scripts && ../$(BIN)/python -m emo.workflow.config_docs > ../docs/configuration.md
 
 benchmarks: setup
 	for b in bench/benchmark_*.py; do echo "== $$b"; $(BIN)/python $$b; done

@@ -81,7 +81,8 @@ def main() -> None:
     import torch
 
     from emo import features as F
-    from emo import slides, tile_store, tiling
+    from emo import slides, tiling
+    from emo.stores.tiles import write_tile_store
     from emo.encoders import load_encoder
 
     threads = args.threads or os.cpu_count() or 1
@@ -103,7 +104,7 @@ def main() -> None:
         raise SystemExit("no accepted tiles on the slide")
     store.coords = store.coords[:n]
     store_path = work / "tiles.h5"
-    tile_store.write_tile_store(store_path, store)
+    write_tile_store(store_path, store)
     tiling_s = time.perf_counter() - t0
 
     weights = args.weights

@@ -7,7 +7,7 @@ from emo import spatial
 
 with emo.smk.rule_logging(snakemake.log[0]):  # noqa: F821
     smk = snakemake  # noqa: F821
-    settings = spatial.spatial_settings(smk.config.get("spatial"))
+    settings = smk.params.spatial
     probes = pd.read_csv(smk.input.probes, sep="\t")
     spearman = pd.read_csv(smk.input.spearman, sep="\t", dtype={"sample": str})
     spatial.plot_padj(probes, smk.output.padj, settings["fdr"])

@@ -7,7 +7,7 @@ from emo import io, lme, provenance, spatial
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     smk = snakemake  # noqa: F821
-    settings = spatial.spatial_settings(smk.config.get("spatial"))
+    settings = smk.params.spatial
     fit = lme.fitter(settings["backend"])  # fails early with install instructions if R/lme4 is missing
     roi_preds = pd.concat([pd.read_csv(p, sep="\t", dtype={"sample": str, "roi": str})
                            for p in smk.input.roi_predictions], ignore_index=True)

@@ -7,7 +7,7 @@ from emo import spatial
 
 with emo.smk.rule_logging(snakemake.log[0]):  # noqa: F821
     smk = snakemake  # noqa: F821
-    settings = spatial.spatial_settings(smk.config.get("spatial"))
+    settings = smk.params.spatial
     probes = pd.read_csv(smk.input.probes, sep="\t")
     probe = spatial.choose_overlay_probe(probes, settings)
     rois = spatial.read_validated_rois(smk.input.rois)

@@ -5,7 +5,7 @@ from emo import io, provenance, spatial
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     sample = snakemake.wildcards.sample  # noqa: F821
-    settings = spatial.spatial_settings(snakemake.config.get("spatial"))  # noqa: F821
+    settings = snakemake.params.spatial  # noqa: F821
     genes = spatial.required_genes(settings, spatial.probe_columns(snakemake.input.counts))  # noqa: F821
     rois = spatial.read_validated_rois(snakemake.input.rois)  # noqa: F821
     table = spatial.slide_roi_predictions(sample, rois, snakemake.input.tiles,  # noqa: F821

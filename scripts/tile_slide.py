@@ -3,7 +3,8 @@ slide_batches): check the slide, tile it with QC, fit the Macenko stain matrix i
 write results/tiles/{sample}.h5 (library: emo.tiling)."""
 
 import emo.smk
-from emo import slides, stain, tile_store, tiling
+from emo import slides, stain, tiling
+from emo.stores.tiles import write_tile_store
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     sm = snakemake  # noqa: F821
@@ -15,6 +16,6 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821 (injected by S
         info = slides.check_slide(job["sample"], job["slide"], sm.params.mpp[job["sample"]])
         result = tiling.tile_slide(info, sm.params.tiling, reference, sm.params.stain.get("reference", ""))
         store = tiling.build_store(result, sm.params.code_version, slides.slide_sha256(job["slide"]))
-        tile_store.write_tile_store(job["store"], store)
+        write_tile_store(job["store"], store)
         log.info("[%d/%d] wrote %s (%d accepted of %d candidates)", n, len(jobs), job["store"], len(result.coords),
                  len(result.candidates["coords"]))

@@ -4,7 +4,8 @@ from pathlib import Path
 import torch
 
 import emo.smk
-from emo import expression, gene_models, io, predictions, provenance
+from emo import gene_models, io, predictions, provenance
+from emo.stores.expression import read_expression_store
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     p, inp, out, wc = snakemake.params, snakemake.input, snakemake.output, snakemake.wildcards  # noqa: F821
@@ -15,7 +16,7 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     log.info("chunk %s: %d genes pass the variance filter; head %s, device %s", wc.chunk, len(chunk_genes),
              cfg.head, gene_models.resolve_device(cfg.device))
     if chunk_genes:
-        store = expression.read_training_store(inp.expression)
+        store = read_expression_store(inp.expression)
         stores = {Path(path).stem: path for path in io.read_manifest(inp.features)}
         state = gene_models.train_chunk(chunk_genes, store, {s: stores[s] for s in p.train_samples},
                                         {s: stores[s] for s in p.tune_samples}, dict(p.sample_patient), cfg)

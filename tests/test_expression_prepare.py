@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from emo import expression
+from emo.stores.expression import read_expression_frame, read_expression_store, write_training_store
 from emo.errors import InputTableError
 
 
@@ -164,12 +165,13 @@ def test_gene_sets_must_match_across_cohorts():
 def test_stores_round_trip(tmp_path, cohorts):
     matrices, table = cohorts
     result = expression.prepare_training(training_subset(matrices, table), table, "TCGA", 0.01, 7)
-    expression.write_training_store(tmp_path / "t.h5", result, {"code_version": "x"})
-    back = expression.read_training_store(tmp_path / "t.h5")
-    np.testing.assert_array_equal(back["values"], result["values"])
-    assert back["genes"] == result["genes"] and back["patients"] == result["patients"]
-    np.testing.assert_array_equal(back["offsets"]["CLINSEQ"], result["offsets"]["CLINSEQ"])
-    frame = expression.read_prepared(tmp_path / "t.h5")
+    write_training_store(tmp_path / "t.h5", result, {"code_version": "x"})
+    back = read_expression_store(tmp_path / "t.h5")
+    np.testing.assert_array_equal(back.values, result["values"])
+    assert back.genes == result["genes"] and back.patients == result["patients"]
+    assert back.genes_all == result["genes_all"] and back["genes"] == back.genes
+    np.testing.assert_array_equal(back.offsets["CLINSEQ"], result["offsets"]["CLINSEQ"])
+    frame = read_expression_frame(tmp_path / "t.h5")
     assert frame.shape == result["values"].shape
 
 

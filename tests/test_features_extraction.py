@@ -20,6 +20,7 @@ import torch
 from emo import encoders as E
 from emo import features as F
 from emo.provenance import file_sha256, hdf5_content_sha256
+from emo.stores.features import read_feature_store
 from features_fixtures import ArrayTiles, SlowTiles, make_tile_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,8 +82,10 @@ def test_two_runs_identical_and_workers_do_not_change_results(tmp_path):
     store = make_tile_store(tmp_path / "S1.h5", n)
     a = _extract(tmp_path, tmp_path / "a.h5", ArrayTiles(n, seed=3), store, num_workers=0)
     b = _extract(tmp_path, tmp_path / "b.h5", ArrayTiles(n, seed=3), store, num_workers=2)
-    fa, ca, attrs_a = F.read_features(a)
-    fb, cb, attrs_b = F.read_features(b)
+    fstore = read_feature_store(a)
+    fa, ca, attrs_a = fstore.features, fstore.coords, fstore.attrs
+    fstore = read_feature_store(b)
+    fb, cb, attrs_b = fstore.features, fstore.coords, fstore.attrs
     assert fa.tobytes() == fb.tobytes()  # bitwise identical
     np.testing.assert_array_equal(ca, cb)
     attrs_a.pop("created"), attrs_b.pop("created")
@@ -94,7 +97,8 @@ def test_tiles_resized_to_encoder_input(tmp_path, lite0):
     n = 3
     store = make_tile_store(tmp_path / "S1.h5", n, tile_px=112)
     out = _extract(tmp_path, tmp_path / "f.h5", ArrayTiles(n, 112, seed=1), store)
-    feats, _, attrs = F.read_features(out)
+    fstore = read_feature_store(out)
+    feats, attrs = fstore.features, fstore.attrs
     assert feats.shape == (3, 1280) and attrs["input_px"] == 224
     tiles = ArrayTiles(n, 112, seed=1)
     up = torch.nn.functional.interpolate(torch.from_numpy(tiles[2][None]).permute(0, 3, 1, 2).float() / 255,
@@ -106,7 +110,8 @@ def test_tiles_resized_to_encoder_input(tmp_path, lite0):
 
 def test_empty_slide_gives_empty_store(tmp_path):
     store = make_tile_store(tmp_path / "S1.h5", 0)
-    feats, coords, attrs = F.read_features(_extract(tmp_path, tmp_path / "f.h5", ArrayTiles(0), store))
+    fstore = read_feature_store(_extract(tmp_path, tmp_path / "f.h5", ArrayTiles(0), store))
+    feats, coords, attrs = fstore.features, fstore.coords, fstore.attrs
     assert feats.shape == (0, 1280) and coords.shape == (0, 2) and attrs["feature_dim"] == 1280
 
 
@@ -197,7 +202,9 @@ def test_killed_extraction_leaves_no_store_and_rerun_equals_clean_run(tmp_path):
              batch_size=2, num_workers=1)
     clean = _extract(tmp_path, tmp_path / "clean" / "S1.h5", ArrayTiles(n, 224, 11), store, batch_size=2)
     assert not any(p.exists() for p in leftovers)
-    f_rerun, c_rerun, _ = F.read_features(out)
-    f_clean, c_clean, _ = F.read_features(clean)
+    fstore_rerun = read_feature_store(out)
+    f_rerun, c_rerun = fstore_rerun.features, fstore_rerun.coords
+    fstore_clean = read_feature_store(clean)
+    f_clean, c_clean = fstore_clean.features, fstore_clean.coords
     assert f_rerun.tobytes() == f_clean.tobytes()
     np.testing.assert_array_equal(c_rerun, c_clean)

@@ -15,9 +15,11 @@ import pytest
 import torch
 
 from emo import features as F
-from emo import slides, stain, tile_store, tiling
+from emo import slides, stain, tiling
+from emo.stores import tiles as tile_store
 from emo.encoders import load_encoder
 from emo.provenance import file_sha256, hdf5_content_sha256
+from emo.stores.features import read_feature_store
 
 REPO = Path(__file__).resolve().parents[1]
 TILING = {"tile_um": 64.0, "tile_px": 112, "min_sharpness": 0.0}
@@ -51,7 +53,8 @@ def test_extraction_from_slide_through_tile_reader_workers(slide_dir, tmp_path):
     out = F.extract_slide(sample="S1", slide_path=str(slide_dir / "S1.svs"), tile_store_path=str(store),
                           out_path=str(tmp_path / "S1.h5"), encoder="efficientnet_lite0", batch_size=8,
                           num_workers=2, device="cpu", threads=1, code_version="t", progress=False)
-    feats, coords, attrs = F.read_features(out)
+    fstore = read_feature_store(out)
+    feats, coords, attrs = fstore.features, fstore.coords, fstore.attrs
     with h5py.File(store, "r") as t:
         np.testing.assert_array_equal(coords, t["coords"][:])
         assert attrs["tiling_params"] == t.attrs["params"]
@@ -74,8 +77,10 @@ def test_macenko_normalised_tiles(slide_dir, tmp_path):
                             stain_method="none", **kwargs)
     normed = F.extract_slide(tile_store_path=str(slide_dir / "tiles_macenko.h5"),
                              out_path=str(tmp_path / "b.h5"), stain_method="macenko", **kwargs)
-    fa, _, aa = F.read_features(plain)
-    fb, _, ab = F.read_features(normed)
+    fstore = read_feature_store(plain)
+    fa, aa = fstore.features, fstore.attrs
+    fstore = read_feature_store(normed)
+    fb, ab = fstore.features, fstore.attrs
     assert json.loads(aa["stain_normalisation"]) == {"method": "none"}
     described = json.loads(ab["stain_normalisation"])
     assert described["method"] == "macenko" and np.asarray(described["stain_matrix"]).shape == (3, 2)
@@ -129,7 +134,8 @@ def test_extract_features_rule(slide_dir, tmp_path):
     target = "results/features/efficientnet_lite0/S1.h5"
     result = _snakemake(wd, "--cores", "2", target)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
-    feats, coords, attrs = F.read_features(wd / target)
+    fstore = read_feature_store(wd / target)
+    feats, coords, attrs = fstore.features, fstore.coords, fstore.attrs
     assert feats.shape == (len(coords), 1280) and len(coords) > 0
     assert attrs["encoder"] == "efficientnet_lite0" and attrs["batch_size"] == 8
     log = (wd / "logs/extract_features/efficientnet_lite0_S1.log").read_text()

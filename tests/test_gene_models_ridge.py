@@ -7,6 +7,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
 from emo import ridge
+from emo.stores.models import read_ridge_store, write_ridge_store
 
 
 @pytest.fixture
@@ -46,9 +47,10 @@ def test_predict_and_store_round_trip(tmp_path, data):
     fitted = ridge.fit_cv(x, y, groups, [0.1, 10.0], n_folds=3)
     fitted.update({"genes": [f"G{i}" for i in range(y.shape[1])], "feature_mean": np.zeros(x.shape[1]),
                    "feature_sd": np.ones(x.shape[1]), "samples": [f"S{i}" for i in range(len(x))]})
-    ridge.save(fitted, tmp_path / "r.h5", {"code_version": "t"})
-    model = ridge.load(tmp_path / "r.h5")
-    assert model["genes"] == fitted["genes"]
+    write_ridge_store(tmp_path / "r.h5", fitted, {"code_version": "t"})
+    model = read_ridge_store(tmp_path / "r.h5")
+    assert model.genes == fitted["genes"] and model.samples == fitted["samples"]
+    assert model.attrs["code_version"] == "t"
     expected = np.stack([Ridge(alpha=a).fit(x, y[:, g]).predict(x[:4]) for g, a in enumerate(fitted["alpha"])], 1)
     np.testing.assert_allclose(ridge.predict(model, x[:4]), expected, rtol=1e-6, atol=1e-9)
 

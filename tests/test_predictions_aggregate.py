@@ -8,6 +8,7 @@ import pytest
 
 from emo import gene_models as gm
 from emo import predictions, ridge
+from emo.stores.models import write_ridge_store
 from emo.errors import ConfigError
 
 from gene_models_fixtures import write_feature_store
@@ -37,7 +38,7 @@ def slide_setup(tmp_path):
     model = {"genes": ["A", "B"], "coef": rng.normal(size=(2, dim)), "intercept": np.array([1.0, 2.0]),
              "alpha": np.ones(2), "cv_mse": np.ones(2), "alphas": np.ones(1), "feature_mean": np.zeros(dim),
              "feature_sd": np.ones(dim), "samples": ["x"]}
-    ridge.save(model, tmp_path / "ridge.h5", {})
+    write_ridge_store(tmp_path / "ridge.h5", model, {})
     return tmp_path, chunks, paths, model, dim, rng
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emo import slides, stain, tile_store, tiling
+from emo import slides, stain, tiling
+from emo.stores import tiles as tile_store
 from emo.errors import ConfigError
 from tiling_fixtures import HE_REF, TEST_PARAMS, he_concentrations, render, synthetic_slides
 

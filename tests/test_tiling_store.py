@@ -1,4 +1,4 @@
-"""emo.tile_store: contents and attributes as documented, determinism across runs."""
+"""emo.stores.tiles: contents and attributes as documented, determinism across runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from emo import slides, stain, tile_store, tiling
+from emo import slides, stain, tiling
+from emo.stores import tiles as tile_store
 from emo.provenance import file_sha256
 from tiling_fixtures import TEST_PARAMS, synthetic_slides
 

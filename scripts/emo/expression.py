@@ -12,28 +12,26 @@
 3. Variance filter: per-gene sample variance (ddof = 1) over the TRAINING patients
    after normalisation; genes with variance > ``min_variance`` are modelled.
 
-Two stores are written: ``training.h5`` (train/tune/validation patients of training
-cohorts; everything training needs, so adding test or external patients never
-changes it) and ``prepared.h5`` (every patient of the sample sheet).
+Two stores are written (layout and I/O: :mod:`emo.stores.expression`): ``training.h5``
+(train/tune/validation patients of training cohorts; everything training needs, so
+adding test or external patients never changes it) and ``prepared.h5`` (every patient
+of the sample sheet).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InputTableError
-from .io import atomic_path, read_table
+from .io import read_table
 
 FIT_SPLITS = ("train", "validation")  # median normalisation is fitted on these
 TRAINING_STORE_SPLITS = ("train", "tune", "validation")
-STR = h5py.string_dtype("utf-8")
 
 
 # --------------------------------------------------------------------------- reading
@@ -305,62 +303,3 @@ def apply_normalisation(matrices: Mapping[str, pd.DataFrame], splits: pd.DataFra
         "cohort": [cohorts[i] for i in order], "split": [split_col[i] for i in order], "genes": genes,
         "offsets": {k: v[kept_idx] for k, v in offsets.items()}, "reference": training["reference"],
     }
-
-
-# -------------------------------------------------------------------------- stores
-def _write_common(h5: h5py.File, result: Mapping) -> None:
-    h5.create_dataset("values", data=np.asarray(result["values"], dtype=np.float32))
-    h5.create_dataset("patients", data=np.asarray(result["patients"], dtype=object), dtype=STR)
-    h5.create_dataset("genes", data=np.asarray(result["genes"], dtype=object), dtype=STR)
-    h5.create_dataset("cohort", data=np.asarray(result["cohort"], dtype=object), dtype=STR)
-    h5.create_dataset("split", data=np.asarray(result["split"], dtype=object), dtype=STR)
-
-
-def write_training_store(path: str | Path, result: Mapping, attrs: Mapping[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            _write_common(h5, result)
-            h5.create_dataset("genes_all", data=np.asarray(result["genes_all"], dtype=object), dtype=STR)
-            h5.create_dataset("reference_median", data=np.asarray(result["reference_median"], dtype=np.float64))
-            grp = h5.create_group("offsets")
-            for name, offset in sorted(result["offsets"].items()):
-                grp.create_dataset(name, data=np.asarray(offset, dtype=np.float64))
-            h5.attrs["reference"] = result["reference"]
-            h5.attrs["fit_splits"] = json.dumps(list(FIT_SPLITS))
-            h5.attrs["fit_patients"] = json.dumps(result["fit_patients"], sort_keys=True)
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-
-
-def read_training_store(path: str | Path) -> dict:
-    with h5py.File(path, "r") as h5:
-        return {
-            "values": h5["values"][:], "patients": [s.decode() for s in h5["patients"][:]],
-            "genes": [s.decode() for s in h5["genes"][:]], "cohort": [s.decode() for s in h5["cohort"][:]],
-            "split": [s.decode() for s in h5["split"][:]], "genes_all": [s.decode() for s in h5["genes_all"][:]],
-            "reference_median": h5["reference_median"][:], "reference": str(h5.attrs["reference"]),
-            "offsets": {name: h5["offsets"][name][:] for name in h5["offsets"]},
-        }
-
-
-def write_prepared_store(path: str | Path, result: Mapping, attrs: Mapping[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            _write_common(h5, result)
-            grp = h5.create_group("offsets")
-            for name, offset in sorted(result["offsets"].items()):
-                grp.create_dataset(name, data=np.asarray(offset, dtype=np.float64))
-            h5.attrs["reference"] = result["reference"]
-            h5.attrs["offsets_provenance"] = (
-                "per-gene offsets added to each cohort (/offsets/<cohort>, over /genes): training cohorts "
-                "median(reference train+validation) - median(cohort train+validation); external cohorts "
-                "median(reference train+validation) - median(all cohort patients); reference offset 0")
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-
-
-def read_prepared(path: str | Path) -> pd.DataFrame:
-    """prepared.h5 (or training.h5) as a patients x genes DataFrame."""
-    with h5py.File(path, "r") as h5:
-        return pd.DataFrame(h5["values"][:], index=pd.Index([s.decode() for s in h5["patients"][:]], name="patient"),
-                            columns=[s.decode() for s in h5["genes"][:]])

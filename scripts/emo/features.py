@@ -20,11 +20,9 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +33,9 @@ from .encoders import Encoder, load_encoder
 from .errors import ConfigError
 from .io import atomic_path
 from .provenance import hdf5_content_sha256, now_iso, params_json
+from .stores._h5 import as_str
+from .stores.features import open_feature_store_writer
+from .stores.tiles import TileStoreHeader, read_tile_store_header
 
 log = logging.getLogger("emo")
 
@@ -220,14 +221,7 @@ def write_feature_store(out_path: str | Path, tiles, embedder: Embedder, coords:
 
     loader = make_loader(tiles, batch_size, num_workers, pin_memory=embedder.device.type == "cuda")
     with _terminate_as_exit(), atomic_path(out_path) as tmp:
-        with h5py.File(tmp, "w", track_order=False) as f:
-            chunk_rows = max(1, min(n, (1 << 20) // (4 * dim))) if n else None
-            features = f.create_dataset("features", shape=(n, dim), dtype=np.float32, chunks=(chunk_rows, dim)
-                                        if n else None, track_times=False)
-            coords_ds = f.create_dataset("coords", data=np.asarray(coords, dtype=np.int64).reshape(n, 2),
-                                         track_times=False)
-            for key in sorted(coords_attrs):
-                coords_ds.attrs[key] = coords_attrs[key]
+        with open_feature_store_writer(tmp, n, dim, coords, coords_attrs) as store:
             start = 0
             with tqdm(total=n, unit="tile", desc=desc, file=sys.stderr, disable=not progress,
                       mininterval=5.0, dynamic_ncols=False) as bar:
@@ -237,13 +231,12 @@ def write_feature_store(out_path: str | Path, tiles, embedder: Embedder, coords:
                         raise RuntimeError(f"encoder returned {rows.shape}, expected ({len(batch)}, {dim})")
                     if not np.isfinite(rows).all():
                         raise RuntimeError(f"non-finite features in tiles {start}..{start + len(batch) - 1}")
-                    features[start:start + len(batch)] = rows
+                    store.write(rows)
                     start += len(batch)
                     bar.update(len(batch))
             if start != n:
                 raise RuntimeError(f"tile source yielded {start} tiles, expected {n}")
-            for key in sorted(attrs):
-                f.attrs[key] = attrs[key]
+            store.set_attrs(attrs)
     return n
 
 
@@ -254,37 +247,18 @@ def _json_attr(attrs: Mapping[str, Any]) -> str:
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, bytes):
-            return value.decode()
+            return as_str(value)
         return value
     return params_json({k: plain(v) for k, v in attrs.items()})
 
 
-@dataclass
-class TileStoreInfo:
-    coords: np.ndarray
-    coords_attrs: dict
-    attrs: dict
-    stain: dict | None
-
-
-def read_tile_store_info(path: str | Path) -> TileStoreInfo:
-    """What extraction needs from a tile store (coords, their attrs, root attrs, /stain)."""
-    with h5py.File(path, "r") as f:
-        return TileStoreInfo(coords=f["coords"][:], coords_attrs=dict(f["coords"].attrs), attrs=dict(f.attrs),
-                             stain=dict(f["stain"].attrs) if "stain" in f else None)
-
-
-def stain_description(method: str, info: TileStoreInfo, sample: str) -> str:
+def stain_description(method: str, info: TileStoreHeader, sample: str) -> str:
     if method == "none":
         return params_json({"method": "none"})
     if info.stain is None:
         raise ConfigError(f"config key stain_normalisation.method is {method!r} but the tile store of slide "
                           f"{sample!r} has no /stain parameters; rerun tiling (delete results/tiles/{sample}.h5)")
     return _json_attr(info.stain)
-
-
-def _attr_str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def extract_slide(*, sample: str, slide_path: str, tile_store_path: str, out_path: str, encoder: str,
@@ -327,7 +301,7 @@ def extract_slides(slides: Sequence[Mapping], *, encoder: str, weights: str | No
 def _extract_slide(slide: Mapping, *, loaded, embedder, encoder, batch_size, num_workers, dev, stain_method,
                    code_version, progress) -> Path:
     sample, tile_store_path, out_path = slide["sample"], slide["tiles"], slide["features"]
-    info = read_tile_store_info(tile_store_path)
+    info = read_tile_store_header(tile_store_path)
     stain = stain_description(stain_method, info, sample)
     tiles = slide.get("reader")
     if tiles is None:
@@ -347,7 +321,7 @@ def _extract_slide(slide: Mapping, *, loaded, embedder, encoder, batch_size, num
         "weights_sha256": loaded.weights_sha256,
         "input_px": int(loaded.spec.input_px),
         "tile_store_sha256": hdf5_content_sha256(tile_store_path),
-        "tiling_params": _attr_str(info.attrs.get("params", "{}")),
+        "tiling_params": as_str(info.attrs.get("params", "{}")),
         "stain_normalisation": stain,
         "device": dev.type,
         "precision": embedder.precision_name,
@@ -368,11 +342,5 @@ def _extract_slide(slide: Mapping, *, loaded, embedder, encoder, batch_size, num
     return Path(out_path)
 
 
-def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(features, coords, root attrs) of a feature store."""
-    with h5py.File(path, "r") as f:
-        return f["features"][:], f["coords"][:], dict(f.attrs)
-
-
 __all__ = ["Embedder", "Preprocess", "collate_uint8", "deterministic", "extract_slide", "extract_slides", "make_loader",
-           "read_features", "read_tile_store_info", "select_device", "select_precision", "write_feature_store"]
+           "select_device", "select_precision", "write_feature_store"]

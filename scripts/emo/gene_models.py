@@ -34,12 +34,12 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
 
 from .errors import ConfigError, InputTableError
+from .stores.features import open_feature_store
 
 log = logging.getLogger("emo")
 FORMAT = "emo.gene_models/1"
@@ -121,8 +121,8 @@ def load_tile_pool(feature_paths: Mapping[str, str], sample_patient: Mapping[str
     samples = sorted(feature_paths)
     counts, dim = [], None
     for sample in samples:
-        with h5py.File(feature_paths[sample], "r") as h5:
-            n, d = h5["features"].shape
+        with open_feature_store(feature_paths[sample]) as store:
+            n, d = store.shape
         if dim is None:
             dim = d
         elif d != dim:
@@ -139,10 +139,9 @@ def load_tile_pool(feature_paths: Mapping[str, str], sample_patient: Mapping[str
     patient_index = np.empty(total, dtype=np.int64)
     row = 0
     for sample, count in zip(samples, counts):
-        with h5py.File(feature_paths[sample], "r") as h5:
-            data = h5["features"]
-            idx = select_tiles(data.shape[0], cap, seed, sample)
-            block = data[:] if len(idx) == data.shape[0] else data[:][idx]
+        with open_feature_store(feature_paths[sample]) as store:
+            idx = select_tiles(store.n_tiles, cap, seed, sample)
+            block = store.features() if len(idx) == store.n_tiles else store.features()[idx]
         if not np.isfinite(block).all():
             raise InputTableError(f"feature store {feature_paths[sample]} (slide {sample!r}) contains NaN/inf "
                                   "features; recompute it")

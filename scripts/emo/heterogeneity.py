@@ -222,20 +222,19 @@ def plot_heterogeneity_maps(maps: list[tuple[str, float, np.ndarray]], traits: S
 
 def read_tile_predictions(path, genes: Sequence[str], sample: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, k) tile-level predicted values of ``genes`` and coords from a prediction store."""
-    import h5py
-
     from .errors import InputTableError
+    from .stores.predictions import open_prediction_store
 
-    with h5py.File(path, "r") as handle:
-        stored = [g.decode() if isinstance(g, bytes) else str(g) for g in handle["tiles/genes"][...]]
+    with open_prediction_store(path) as pred:
+        stored = pred.tile_genes
         missing = [g for g in genes if g not in stored]
         if missing:
             raise InputTableError(
                 f"slide {sample!r}: tile predictions {path} lack trait gene(s) {missing}; add them to "
                 "config predictions.tile_genes or set heterogeneity.continuous.source: classifier")
         index = [stored.index(g) for g in genes]
-        values = handle["tiles/values"][...][:, index].astype(np.float64)
-        coords = handle["coords"][...].astype(np.int64)
+        values = pred.tile_values()[:, index].astype(np.float64)
+        coords = pred.coords().astype(np.int64)
     return values, coords
 
 

@@ -12,15 +12,16 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from . import ridge
 from .errors import ConfigError, InputTableError
 from .io import atomic_path
+from .stores.features import read_feature_store
+from .stores.models import read_ridge_store
+from .stores.predictions import SlidePredictions, read_slide_means, write_prediction_store
 
-STR = h5py.string_dtype("utf-8")
 ARRAYS_FORMAT = "emo.gene_models.arrays/1"
 
 
@@ -88,11 +89,9 @@ def resolve_tile_genes(setting, genes: Sequence[str]) -> list[str]:
 
 def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path], ridge_path: str | Path | None,
                   out_path: str | Path, tile_genes_setting, attrs: Mapping[str, str]) -> None:
-    with h5py.File(feature_path, "r") as h5:
-        features = h5["features"][:]
-        coords = h5["coords"][:]
-        coord_attrs = dict(h5["coords"].attrs)
-        sample = str(h5.attrs.get("sample", Path(feature_path).stem))
+    store = read_feature_store(feature_path)
+    features = store.features
+    sample = str(store.attrs.get("sample", Path(feature_path).stem))
     if features.shape[0] == 0:
         raise InputTableError(f"feature store {feature_path} (slide {sample!r}) has no tiles; the slide cannot be "
                               "predicted (check tiling QC) or remove it from the sample sheet")
@@ -120,35 +119,17 @@ def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path], r
     t_order = np.argsort(np.asarray(tile_gene_names, dtype=object), kind="stable")
     tiles = tiles[:, t_order]
     tile_gene_names = [tile_gene_names[i] for i in t_order]
-    with atomic_path(out_path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("genes", data=np.asarray(genes, dtype=object), dtype=STR)
-            h5.create_dataset("slide_mean", data=means.astype(np.float32))
-            grp = h5.create_group("tiles")
-            grp.create_dataset("genes", data=np.asarray(tile_gene_names, dtype=object), dtype=STR)
-            grp.create_dataset("values", data=tiles.astype(np.float32),
-                               chunks=(min(max(tiles.shape[0], 1), 1024), max(min(tiles.shape[1], 256), 1))
-                               if tiles.size else None, compression="gzip" if tiles.size else None)
-            dset = h5.create_dataset("coords", data=coords)
-            for key, value in coord_attrs.items():
-                dset.attrs[key] = value
-            if ridge_path is not None:
-                model = ridge.load(ridge_path)
-                mean_features = features.astype(np.float64).mean(0)
-                rgrp = h5.create_group("ridge")
-                rgrp.create_dataset("genes", data=np.asarray(model["genes"], dtype=object), dtype=STR)
-                rgrp.create_dataset("slide_mean", data=ridge.predict(model, mean_features).astype(np.float32))
-            h5.attrs["sample"] = sample
-            h5.attrs["n_tiles"] = int(features.shape[0])
-            h5.attrs["tile_genes_setting"] = json.dumps(tile_genes_setting)
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-
-
-def read_slide(path: str | Path, group: str = "") -> tuple[list[str], np.ndarray]:
-    prefix = f"{group}/" if group else ""
-    with h5py.File(path, "r") as h5:
-        return [g.decode() for g in h5[prefix + "genes"][:]], h5[prefix + "slide_mean"][:]
+    ridge_genes = ridge_mean = None
+    if ridge_path is not None:
+        model = read_ridge_store(ridge_path)
+        mean_features = features.astype(np.float64).mean(0)
+        ridge_genes, ridge_mean = model.genes, ridge.predict(model, mean_features).astype(np.float32)
+    root = {"sample": sample, "n_tiles": int(features.shape[0]), "tile_genes_setting": json.dumps(tile_genes_setting)}
+    root.update(attrs)
+    write_prediction_store(out_path, SlidePredictions(
+        genes=genes, slide_mean=means.astype(np.float32), tile_genes=tile_gene_names, tile_values=tiles,
+        coords=store.coords, coords_attrs=store.coords_attrs, attrs=root, ridge_genes=ridge_genes,
+        ridge_slide_mean=ridge_mean))
 
 
 def aggregate_patients(slide_paths: Mapping[str, str | Path], sample_patient: Mapping[str, str],
@@ -159,7 +140,7 @@ def aggregate_patients(slide_paths: Mapping[str, str | Path], sample_patient: Ma
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for sample in sorted(slide_paths):
-        genes, values = read_slide(slide_paths[sample], group)
+        genes, values = read_slide_means(slide_paths[sample], group)
         if genes_ref is None:
             genes_ref = genes
         elif genes != genes_ref:

@@ -16,14 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import h5py
 import numpy as np
 
 from .errors import InputTableError
-from .io import atomic_path
+from .stores.features import open_feature_store
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 6, 15))
-STR = h5py.string_dtype("utf-8")
 
 
 def _svd(x: np.ndarray):
@@ -85,14 +83,13 @@ def fit_cv(x: np.ndarray, y: np.ndarray, groups: Sequence, alphas: Sequence[floa
 
 def slide_mean_features(path: str | Path) -> np.ndarray:
     """Mean feature vector of a slide (float64), read from its feature store."""
-    with h5py.File(path, "r") as h5:
-        data = h5["features"]
-        if data.shape[0] == 0:
+    with open_feature_store(path) as store:
+        if store.n_tiles == 0:
             raise InputTableError(f"feature store {path} has no tiles")
-        total = np.zeros(data.shape[1])
-        for start in range(0, data.shape[0], 16384):
-            total += data[start:start + 16384].astype(np.float64).sum(0)
-        return total / data.shape[0]
+        total = np.zeros(store.feature_dim)
+        for block in store.iter_blocks(16384):
+            total += block.astype(np.float64).sum(0)
+        return total / store.n_tiles
 
 
 def train_baseline(genes: Sequence[str], expression: Mapping, features: Mapping[str, str],
@@ -114,24 +111,6 @@ def train_baseline(genes: Sequence[str], expression: Mapping, features: Mapping[
     fitted = fit_cv((x - f_mean) / f_sd, y, patients, alphas, n_folds)
     fitted.update({"genes": list(genes), "feature_mean": f_mean, "feature_sd": f_sd, "samples": samples})
     return fitted
-
-
-def save(model: Mapping, path: str | Path, attrs: Mapping[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("genes", data=np.asarray(model["genes"], dtype=object), dtype=STR)
-            for key in ("coef", "intercept", "alpha", "cv_mse", "alphas", "feature_mean", "feature_sd"):
-                h5.create_dataset(key, data=np.asarray(model[key], dtype=np.float64))
-            h5.create_dataset("samples", data=np.asarray(model["samples"], dtype=object), dtype=STR)
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-
-
-def load(path: str | Path) -> dict:
-    with h5py.File(path, "r") as h5:
-        model = {k: h5[k][:] for k in ("coef", "intercept", "alpha", "feature_mean", "feature_sd")}
-        model["genes"] = [g.decode() for g in h5["genes"][:]]
-    return model
 
 
 def predict(model: Mapping, mean_features: np.ndarray) -> np.ndarray:

@@ -426,14 +426,14 @@ class SlideInfo:
 
 
 def read_slide_info(sample: str, tile_store: str | Path, predictions: str | Path) -> SlideInfo:
-    import h5py
+    from .stores.predictions import open_prediction_store
+    from .stores.tiles import read_tile_store_attrs
 
-    with h5py.File(tile_store, "r") as store:
-        attrs = store.attrs
-        mpp = float(attrs["mpp"])
-        width, height = float(attrs["level0_width"]), float(attrs["level0_height"])
-    with h5py.File(predictions, "r") as pred:
-        tile_size = float(pred["coords"].attrs["patch_size_level0"])
+    attrs = read_tile_store_attrs(tile_store)
+    mpp = float(attrs["mpp"])
+    width, height = float(attrs["level0_width"]), float(attrs["level0_height"])
+    with open_prediction_store(predictions) as pred:
+        tile_size = float(pred.coords_attrs["patch_size_level0"])
     return SlideInfo(sample, mpp, width, height, tile_size)
 
 
@@ -445,13 +445,13 @@ def slide_roi_predictions(sample: str, rois: pd.DataFrame, tile_store: str | Pat
     outside the slide. ``genes``: restrict to these tile genes (only their columns are
     read, so memory stays small when all genes have tile predictions).
     """
-    import h5py
+    from .stores.predictions import open_prediction_store
 
     info = read_slide_info(sample, tile_store, predictions)
-    with h5py.File(predictions, "r") as pred:
-        coords = pred["coords"][:]
-        all_genes = [g.decode() if isinstance(g, bytes) else str(g) for g in pred["tiles/genes"][:]]
-        shape = pred["tiles/values"].shape
+    with open_prediction_store(predictions) as pred:
+        coords = pred.coords()
+        all_genes = pred.tile_genes
+        shape = pred.tile_values_shape
         if shape != (len(coords), len(all_genes)):
             raise InputTableError(f"slide {sample!r}: {predictions} has /tiles/values of shape {shape} but "
                                   f"{len(coords)} coords and {len(all_genes)} genes; rerun the predictions rule")
@@ -461,7 +461,7 @@ def slide_roi_predictions(sample: str, rois: pd.DataFrame, tile_store: str | Pat
             wanted = set(genes)
             columns = [j for j, g in enumerate(all_genes) if g in wanted]
         genes = [all_genes[j] for j in columns]
-        values = pred["tiles/values"][:, columns] if columns else np.zeros((len(coords), 0), np.float32)
+        values = pred.tile_values(columns) if columns else np.zeros((len(coords), 0), np.float32)
     rows = []
     for roi in rois[rois["sample"] == sample].to_dict("records"):
         vertices = roi_vertices_px(roi, info.mpp)
@@ -745,27 +745,28 @@ def choose_overlay_probe(probes: pd.DataFrame, settings: Mapping) -> str:
 def plot_overlay(sample: str, slide_path: str | Path, tile_store: str | Path, predictions: str | Path,
                  rois: pd.DataFrame, probe: str, settings: Mapping, path: str | Path) -> None:
     """Slide thumbnail with the tile-level prediction of ``probe`` as heatmap and the ROIs outlined."""
-    import h5py
     import openslide
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Polygon, Rectangle
 
+    from .stores.predictions import open_prediction_store
+
     plt = _pyplot()
     info = read_slide_info(sample, tile_store, predictions)
-    size = int(settings.get("thumbnail_px", 1024))
+    size = int(settings["thumbnail_px"])
     with openslide.OpenSlide(str(slide_path)) as slide:
         thumb = slide.get_thumbnail((size, size))
     scale = thumb.size[0] / info.width
-    with h5py.File(predictions, "r") as pred:
-        coords = pred["coords"][:].astype(float)
-        genes = [g.decode() if isinstance(g, bytes) else str(g) for g in pred["tiles/genes"][:]]
+    with open_prediction_store(predictions) as pred:
+        coords = pred.coords().astype(float)
+        genes = pred.tile_genes
         members = probe_genes(probe, settings)
         missing = [g for g in members if g not in genes]
         if missing:
             raise ConfigError(f"config key 'spatial.overlay_probe': {probe!r} needs tile predictions for "
                               f"{', '.join(missing)}, which {predictions} lacks")
         idx = sorted(genes.index(g) for g in members)
-        values = pred["tiles/values"][:, idx].sum(axis=1)
+        values = pred.tile_values(idx).sum(axis=1)
     fig, ax = plt.subplots(figsize=(7, 7 * thumb.size[1] / thumb.size[0] + 0.6))
     ax.imshow(thumb)
     patches = [Rectangle((x * scale, y * scale), info.tile_size * scale, info.tile_size * scale) for x, y in coords]

@@ -295,9 +295,9 @@ def _raise_read_error(info: SlideInfo, error: Exception):
 
 
 def build_store(result: TilingResult, code_version_value: str, slide_sha: str):
-    """The :class:`emo.tile_store.TileStore` of a tiling result (contract attrs)."""
+    """The :class:`emo.stores.tiles.TileStore` of a tiling result (contract attrs)."""
     from .provenance import base_attrs
-    from .tile_store import TileStore
+    from .stores.tiles import TileStore
 
     info, geom = result.info, result.geometry
     attrs = {
@@ -328,11 +328,12 @@ class TileReader:
 
     def __init__(self, slide_path: str | Path, tile_store_path: str | Path, mpp: float | None = None,
                  normalise: bool = False):
-        from .tile_store import read_geometry_attrs
+        from .stores.tiles import read_tile_store_header
 
         self.slide_path = str(slide_path)
         self.tile_store_path = str(tile_store_path)
-        attrs = read_geometry_attrs(tile_store_path)
+        header = read_tile_store_header(tile_store_path)
+        attrs = header.attrs
         self.sample = str(attrs["sample"])
         store_mpp = float(attrs["mpp"])
         if mpp is not None and not math.isclose(float(mpp), store_mpp, rel_tol=1e-6):
@@ -340,18 +341,18 @@ class TileReader:
                              f"mpp {mpp} differs from the tile store's mpp {store_mpp} ({tile_store_path})",
                              "Re-run tiling for this slide (the sample sheet's mpp changed).")
         self.mpp = store_mpp
-        self.coords = np.asarray(attrs["coords"], dtype=np.int64)
-        self.geometry = TileGeometry(float(attrs["patch_size_level0"]), int(attrs["tile_px"]),
+        self.coords = np.asarray(header.coords, dtype=np.int64)
+        self.geometry = TileGeometry(float(header.coords_attrs["patch_size_level0"]), int(attrs["tile_px"]),
                                      int(attrs["read_level"]), float(attrs["read_downsample"]))
         self.tile_px = self.geometry.tile_px
         self.normalise = bool(normalise)
         self._stain = None
         if self.normalise:
-            if not attrs["stain"] or attrs["stain"].get("method") != "macenko":
+            if not header.stain or header.stain.get("method") != "macenko":
                 raise SlideError(self.sample, self.tile_store_path, "the tile store has no Macenko stain fit",
                                  "Set stain_normalisation.method: macenko and re-run tiling, or read with "
                                  "normalise=False.")
-            self._stain = stain_mod.from_attrs(attrs["stain"])
+            self._stain = stain_mod.from_attrs(header.stain)
         self._slide = None
 
     def __len__(self) -> int:

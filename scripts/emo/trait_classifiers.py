@@ -327,14 +327,12 @@ def predict_probabilities(results: Sequence[RoundResult], features: np.ndarray, 
 
 def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
     """Features, coords and tile side (level-0 px) of a feature store."""
-    import h5py
+    from .stores.features import read_feature_store
 
-    with h5py.File(path, "r") as handle:
-        features = handle["features"][...].astype(np.float32)
-        coords = handle["coords"][...].astype(np.int64)
-        attrs = handle["coords"].attrs
-        patch = float(attrs["patch_size_level0"]) if "patch_size_level0" in attrs else float(attrs["patch_size"])
-    return features, coords, patch
+    store = read_feature_store(path)
+    attrs = store.coords_attrs
+    patch = float(attrs["patch_size_level0"]) if "patch_size_level0" in attrs else float(attrs["patch_size"])
+    return store.features.astype(np.float32), store.coords.astype(np.int64), patch
 
 
 def _subsample(n: int, cap: int, sample: str, seed: int) -> np.ndarray:

@@ -1,11 +1,12 @@
-# Shared helpers for every stage file (config and sample-sheet validation, paths,
-# code versions). Included first by the Snakefile.
+# Shared by every stage file: the config completed from the schema, the sample sheet and
+# the DAG plan (emo.workflow.plan: splits, model samples, slide batches, gene chunks,
+# traits), plus path and code-version helpers. Included first by the Snakefile. The
+# stage files compute nothing themselves; they read PLAN.
 
-import math
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,30 +15,31 @@ SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
 sys.path.insert(0, str(SCRIPTS_DIR))
 
 from emo.workflow.code_versions import script_code_version  # noqa: E402
-from emo.sheets import load_sample_sheet, slide_batches  # noqa: E402
-from emo.splits import assign_splits, samples_in_splits  # noqa: E402
+from emo.workflow.plan import plan, split_records  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Validated against workflow/schemas/config.schema.yaml (an unknown key fails here, named)
+# and completed with its defaults, in place, so every rule sees the same values.
+PLAN = plan(config)
+config.update(PLAN.config)
 
-SAMPLES = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
-SAMPLE_NAMES = sorted(SAMPLES.index)
-ENCODER = config["features"]["encoder"]
+SAMPLES = PLAN.samples
+SAMPLE_NAMES = PLAN.sample_names
+ENCODER = PLAN.encoder
+# config slide_batches: {batch: samples} when the per-slide stages run several slides per
+# job, {} for one job per slide (docs/configuration.md).
+SLIDE_BATCHES = PLAN.slide_batches
 
-# Patient splits are a pure function of the sheet and the config, known when the DAG is
-# built (docs/gene_models.md): the training rules depend only on train/tune slides.
-SPLITS_CFG = config["splits"]
-COHORT_ROLES = {name: c["role"] for name, c in config["cohorts"].items()}
-SPLITS_SEED = int(SPLITS_CFG.get("seed", 20210801))
-PATIENT_SPLITS = assign_splits(SAMPLES, COHORT_ROLES, SPLITS_SEED, SPLITS_CFG.get("proportions"))
-# The slides the models train on (train + tune), sorted; gene_models.smk trains on them.
-MODEL_SAMPLES = samples_in_splits(SAMPLES, PATIENT_SPLITS, ("train", "tune"))
+if SLIDE_BATCHES and workflow.non_local_exec and workflow.is_main_process:
+    from emo.errors import ConfigError
 
-# config `slide_batches`: {batch: samples} when the per-slide stages run several slides per
-# job (rules <stage>_<batch>), {} for one job per slide (docs/configuration.md). The
-# slides models train on ("train" batches) never share a batch with the others ("eval").
-_model_samples = set(MODEL_SAMPLES)
-SLIDE_BATCHES = slide_batches(SAMPLE_NAMES, int(config.get("slide_batches", 0)),
-                              groups={s: "train" if s in _model_samples else "eval" for s in SAMPLE_NAMES})
+    # A batch is a rule of its own (Snakemake fixes a rule's outputs when the rule is
+    # defined), named <stage>_<batch>: a cluster profile's set-resources, keyed by rule
+    # name, cannot reach it. Batching only saves per-job start-up, which matters for
+    # small demo slides on a workstation, not for real slides on a cluster.
+    raise ConfigError(
+        f"config key 'slide_batches' is {config['slide_batches']}, but this run submits jobs to a cluster "
+        "executor; batched per-slide jobs would bypass the profile's per-rule resources. Set "
+        "slide_batches: 0 (e.g. --config slide_batches=0) for cluster runs")
 
 
 def script_path(name):
@@ -52,29 +54,54 @@ def script_version(name):
 
 
 def slide_path(wildcards):
-    return SAMPLES.loc[wildcards.sample, "slide"]
+    return PLAN.slide(wildcards.sample)
 
 
-def slide_paths(samples):
-    return [SAMPLES.loc[s, "slide"] for s in samples]
+def per_slide_units(stage):
+    """The job units of a per-slide stage: (rule name, samples) pairs, where samples is
+    None for the one wildcard rule (one job per slide) or a batch's slide list
+    (config slide_batches: one rule per batch, named <stage>_<batch>)."""
+    if not SLIDE_BATCHES:
+        return [(stage, None)]
+    return [(f"{stage}_{batch}", samples) for batch, samples in SLIDE_BATCHES.items()]
 
 
-def sample_mpps(samples):
-    """{sample: the sheet's mpp override or None} (per-slide and batched rules alike)."""
-    return {s: sample_mpp(s) for s in samples}
+def unit_paths(pattern, samples, **fixed):
+    """A per-slide path pattern for one unit: the pattern itself ({sample} a wildcard)
+    for the per-slide rule, the batch's paths for a batch rule. ``fixed`` fills other
+    placeholders; placeholders left as {{name}} stay wildcards."""
+    if samples is None:
+        return pattern.format(sample="{sample}", **fixed)
+    return [pattern.format(sample=s, **fixed) for s in samples]
 
 
-def sample_mpp(sample):
-    """The sheet's mpp override for a sample, or None."""
-    value = SAMPLES.loc[sample, "mpp"]
-    return float(value) if value != "" else None
+def unit_samples(samples):
+    """params.samples of a unit: the wildcard's slide, or the batch's slides."""
+    return (lambda wildcards: [wildcards.sample]) if samples is None else samples
 
 
-def samples_in(cohort_role=None):
-    """Samples, optionally restricted to cohorts with the given role."""
-    if cohort_role is None:
-        return SAMPLE_NAMES
-    return [s for s in SAMPLE_NAMES if config["cohorts"][SAMPLES.loc[s, "cohort"]]["role"] == cohort_role]
+def unit_mpps(samples):
+    return (lambda wildcards: PLAN.mpps([wildcards.sample])) if samples is None else PLAN.mpps(samples)
+
+
+def unit_slides(samples):
+    return slide_path if samples is None else [PLAN.slide(s) for s in samples]
+
+
+def unit_log(stage, samples, *wildcard_names):
+    """logs/<stage>/<wildcards>.log; a batch's log is named after the batch."""
+    if samples is None:
+        return log_path(stage, *wildcard_names, "sample")
+    batch = next(b for b, s in SLIDE_BATCHES.items() if s is samples)
+    return "logs/{}/{}.log".format(stage, "_".join([f"{{{w}}}" for w in wildcard_names] + [batch]))
+
+
+def unit_benchmark(stage, samples, *wildcard_names):
+    return unit_log(stage, samples, *wildcard_names).replace("logs/", "benchmarks/", 1)[:-4] + ".tsv"
+
+
+def unit_runtime(minutes_per_slide, samples):
+    return minutes_per_slide * (1 if samples is None else len(samples))
 
 
 def log_path(rule_name, *wildcard_names):

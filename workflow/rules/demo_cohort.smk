@@ -10,17 +10,15 @@ import re  # noqa: E402
 
 from emo.demo import design as demo_design  # noqa: E402
 
-DEMO = demo_design.settings(config.get("demo"))
-DEMO_DIR = DEMO["out_dir"]
+DEMO = PLAN.demo  # checked against the cohorts and the sample sheet by the plan
+DEMO_DIR = config["demo"]["out_dir"]
 
 
 # The demo files are inputs of the tiling and expression stages; nothing to add to `all`.
 demo_cohort_targets = lambda: []  # noqa: E731
 
 
-if DEMO["enabled"]:
-    demo_design.check_cohorts(DEMO, config["cohorts"])
-    demo_design.check_sheet(DEMO, SAMPLES, config["samples"])
+if DEMO:
     DEMO_SAMPLES = demo_design.sample_names(DEMO)
     DEMO_COHORTS = demo_design.cohorts(DEMO)
     DEMO_TABLES = {
@@ -31,22 +29,20 @@ if DEMO["enabled"]:
         "truth": f"{DEMO_DIR}/truth.json",
     }
 
-    _DEMO_SLIDE_PARAMS = dict(
-        demo=demo_design.slide_params(DEMO),
-        # not demo.tables: editing the table generator must not re-render slides
-        code_version=script_version("demo_slide.py"),
-    )
+    # One rule body, like the per-slide stages (the sheet equals the demo design, so the
+    # batches hold the demo's slides).
+    for _rule, _samples in per_slide_units("demo_slide"):
 
-    if not SLIDE_BATCHES:
-
-        rule demo_slide:
+        rule:
+            name:
+                _rule
             output:
-                slide=f"{DEMO_DIR}/slides/{{sample}}.svs",
-                truth=f"{DEMO_DIR}/truth/{{sample}}.npz",
+                slide=unit_paths(f"{DEMO_DIR}/slides/{{sample}}.svs", _samples),
+                truth=unit_paths(f"{DEMO_DIR}/truth/{{sample}}.npz", _samples),
             log:
-                log_path("demo_slide", "sample"),
+                unit_log("demo_slide", _samples),
             benchmark:
-                benchmark_path("demo_slide", "sample")
+                unit_benchmark("demo_slide", _samples)
             wildcard_constraints:
                 sample="|".join(re.escape(s) for s in DEMO_SAMPLES),
             conda:
@@ -54,36 +50,12 @@ if DEMO["enabled"]:
             threads: 1
             resources:
                 mem_mb=1500,
-                runtime=10,
+                runtime=unit_runtime(10, _samples),
             params:
-                samples=lambda wildcards: [wildcards.sample],
-                **_DEMO_SLIDE_PARAMS,
-            script:
-                script_path("demo_slide.py")
-
-    # config slide_batches: several slides per job, like the per-slide stages.
-    # (the sheet equals the demo design, checked above, so these are the demo's slides)
-    for _batch, _samples in SLIDE_BATCHES.items():
-
-        rule:
-            name:
-                f"demo_slide_{_batch}"
-            output:
-                slide=[f"{DEMO_DIR}/slides/{s}.svs" for s in _samples],
-                truth=[f"{DEMO_DIR}/truth/{s}.npz" for s in _samples],
-            log:
-                f"logs/demo_slide/{_batch}.log",
-            benchmark:
-                f"benchmarks/demo_slide/{_batch}.tsv"
-            conda:
-                "../../envs/slides.yaml"
-            threads: 1
-            resources:
-                mem_mb=1500,
-                runtime=10 * len(_samples),
-            params:
-                samples=_samples,
-                **_DEMO_SLIDE_PARAMS,
+                samples=unit_samples(_samples),
+                demo=demo_design.slide_params(DEMO),
+                # not demo.tables: editing the table generator must not re-render slides
+                code_version=script_version("demo_slide.py"),
             script:
                 script_path("demo_slide.py")
 

@@ -5,22 +5,14 @@
 # Inputs are the training store and the feature stores of train + tune slides only.
 
 GENE_MODELS = config["gene_models"]
-GENE_CHUNKS = chunk_ids(len(input_gene_list(config)), EXPRESSION["gene_chunk_size"])
-TRAIN_SAMPLES = samples_with_split("train")
-TUNE_SAMPLES = samples_with_split("tune")
-TRAIN_TUNE_SAMPLES = MODEL_SAMPLES  # common.smk (slide batches keep them apart too)
 
 
 # (functions as lambdas: `snakemake --lint` flags `def` beside rules)
-gene_model_targets_for = lambda encoder: [f"results/models/{encoder}/chunk_{k}.pt" for k in GENE_CHUNKS]  # noqa: E731
-gene_model_arrays_for = lambda encoder: [f"results/models/{encoder}/chunk_{k}.npz" for k in GENE_CHUNKS]  # noqa: E731
+gene_model_targets_for = lambda encoder: [f"results/models/{encoder}/chunk_{k}.pt" for k in PLAN.gene_chunks]  # noqa: E731
+gene_model_arrays_for = lambda encoder: [f"results/models/{encoder}/chunk_{k}.npz" for k in PLAN.gene_chunks]  # noqa: E731
 gene_models_targets = lambda: gene_model_targets_for(ENCODER) + [f"results/models/{ENCODER}/ridge.h5"]  # noqa: E731
 # gpu=1 only when the config asks for it (portable resource; profiles map it)
-GENE_MODEL_GPU = {"gpu": 1} if GENE_MODELS.get("gpu", False) else {}
-GENE_CHUNK_MEM_MB = int(GENE_MODELS.get("mem_mb") or (
-    # pool tiles x 1280-d float32: raw + standardised copies, plus the heads' state
-    1500 + len(TRAIN_TUNE_SAMPLES) * (GENE_MODELS["max_tiles_per_slide"] + GENE_MODELS["tune_tiles_per_slide"])
-    * 1280 * 4 * 3 // 2**20))
+GENE_MODEL_GPU = {"gpu": 1} if GENE_MODELS["gpu"] else {}
 
 
 # Collector rules: every chunk needs every training feature store and every slide
@@ -28,7 +20,7 @@ GENE_CHUNK_MEM_MB = int(GENE_MODELS.get("mem_mb") or (
 # slides + chunks (1,000 slides x 71 chunks would otherwise be 71,000 edges).
 rule training_feature_manifest:
     input:
-        expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_TUNE_SAMPLES),
+        expand("results/features/{{encoder}}/{sample}.h5", sample=PLAN.model_samples),
     output:
         "results/features/{encoder}/training_manifest.tsv",
     log:
@@ -87,13 +79,13 @@ rule train_gene_chunk:
         "../../envs/torch.yaml"
     threads: GENE_MODELS["threads"]
     resources:
-        mem_mb=GENE_CHUNK_MEM_MB,
+        mem_mb=PLAN.gene_chunk_mem_mb,
         runtime=GENE_MODELS["runtime"],
         **GENE_MODEL_GPU,
     params:
-        train_samples=TRAIN_SAMPLES,
-        tune_samples=TUNE_SAMPLES,
-        sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_SAMPLES + TUNE_SAMPLES},
+        train_samples=PLAN.train_samples,
+        tune_samples=PLAN.tune_samples,
+        sample_patient={s: PLAN.sample_patient[s] for s in PLAN.train_samples + PLAN.tune_samples},
         settings=GENE_MODELS,
         code_version=script_version("train_gene_chunk.py"),
     script:
@@ -103,7 +95,7 @@ rule train_gene_chunk:
 rule train_ridge:
     input:
         expression="results/expression/training.h5",
-        train=expand("results/features/{{encoder}}/{sample}.h5", sample=TRAIN_TUNE_SAMPLES),
+        train=expand("results/features/{{encoder}}/{sample}.h5", sample=PLAN.model_samples),
     output:
         model="results/models/{encoder}/ridge.h5",
         table="results/models/{encoder}/ridge.tsv",
@@ -115,11 +107,11 @@ rule train_ridge:
         "../../envs/stats.yaml"
     threads: GENE_MODELS["threads"]
     resources:
-        mem_mb=lambda wc: 2000 + int(len(TRAIN_TUNE_SAMPLES) * 1280 * 8 * 4 / 2**20),
+        mem_mb=PLAN.ridge_mem_mb,
         runtime=GENE_MODELS["runtime"],
     params:
-        samples=TRAIN_TUNE_SAMPLES,
-        sample_patient={s: SAMPLE_PATIENT[s] for s in TRAIN_TUNE_SAMPLES},
+        samples=PLAN.model_samples,
+        sample_patient={s: PLAN.sample_patient[s] for s in PLAN.model_samples},
         alphas=GENE_MODELS["ridge_alphas"],
         folds=GENE_MODELS["ridge_folds"],
         code_version=script_version("train_ridge.py"),

@@ -2,12 +2,6 @@
 # `snakemake --lint` wants functions and rules apart.
 
 
-def _statistics_clinical_columns():
-    """Clinical columns the configured analyses need."""
-    needed = {"pam50", "er"}
-    needed |= {c for c in STATS["markers"].values() if c != "proliferation"}
-    return sorted(needed)
-
 def _statistics_figure_inputs(wildcards):
     files = {key: path.format(encoder=wildcards.encoder) for key, path in STATS_INPUTS.items()}
     base = STATS_DIR.format(encoder=wildcards.encoder)

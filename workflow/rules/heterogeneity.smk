@@ -4,19 +4,13 @@
 
 import re as _het_re
 
-from emo.errors import ConfigError as _HetConfigError
-
-HET = config.get("heterogeneity", {}) or {}
-SURV = config.get("survival", {}) or {}
+HET = config["heterogeneity"]
+SURV = config["survival"]
 HET_DIR = f"results/heterogeneity/{ENCODER}"
+HET_TRAITS = PLAN.heterogeneity_traits
 
 
 include: "heterogeneity_functions.smk"
-
-
-HET_TRAITS = heterogeneity_traits() if _het_enabled() else []
-HET_DEVICE = HET.get("device", "auto")
-HET_GPU = {"gpu": 1} if HET.get("gpu", False) else {}
 
 
 wildcard_constraints:
@@ -26,7 +20,7 @@ rule heterogeneity_splits:
     output:
         "results/heterogeneity/splits.tsv",
     input:
-        splits="results/splits/patients.tsv" if HET.get("test_set", "random") == "splits" else [],
+        splits="results/splits/patients.tsv" if HET["test_set"] == "splits" else [],
     params:
         patients=sorted(set(SAMPLES["patient"])),
         config=HET,
@@ -58,9 +52,9 @@ rule heterogeneity_train:
         splits="results/heterogeneity/splits.tsv",
     params:
         samples=SAMPLE_NAMES,
-        patients=[SAMPLES.loc[s, "patient"] for s in SAMPLE_NAMES],
+        patients=[PLAN.sample_patient[s] for s in SAMPLE_NAMES],
         config=HET,
-        device=HET_DEVICE,
+        device=HET["device"],
         code_version=script_version("heterogeneity_train.py"),
     log:
         log_path("heterogeneity_train", "trait"),
@@ -72,7 +66,7 @@ rule heterogeneity_train:
     resources:
         mem_mb=lambda wc, input: 4000 + 2 * len(input.features),
         runtime=120,
-        **HET_GPU,
+        **({"gpu": 1} if HET["gpu"] else {}),
     script:
         script_path("heterogeneity_train.py")
 
@@ -88,7 +82,7 @@ rule heterogeneity_hti:
         slides=expand(f"{HET_DIR}/traits/{{trait}}/slides.tsv", trait=HET_TRAITS),
         predictions=expand("results/predictions/{encoder}/slides/{sample}.h5", encoder=ENCODER,
                            sample=SAMPLE_NAMES)
-        if (HET.get("continuous", {}) or {}).get("source", "predictions") == "predictions" else [],
+        if HET["continuous"]["source"] == "predictions" else [],
     params:
         traits=HET_TRAITS,
         samples=SAMPLE_NAMES,

@@ -15,67 +15,34 @@ predictions_targets = lambda: [  # noqa: E731
 ]
 
 
-_PREDICT_INPUT = dict(
-    models="results/models/{encoder}/chunks_manifest.tsv",
-    ridge="results/models/{encoder}/ridge.h5",
-)
-_PREDICT_PARAMS = dict(
-    tile_genes=PREDICTIONS["tile_genes"],
-    code_version=script_version("predict_slide.py"),
-)
-
-
-if not SLIDE_BATCHES:
-
-    rule predict_slide:
-        input:
-            features="results/features/{encoder}/{sample}.h5",
-            **_PREDICT_INPUT,
-        output:
-            predictions="results/predictions/{encoder}/slides/{sample}.h5",
-        wildcard_constraints:
-            sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
-        log:
-            log_path("predict_slide", "encoder", "sample"),
-        benchmark:
-            benchmark_path("predict_slide", "encoder", "sample")
-        conda:
-            "../../envs/torch.yaml"
-        threads: 1
-        resources:
-            mem_mb=PREDICTIONS["mem_mb"],
-            runtime=30,
-        params:
-            samples=lambda wildcards: [wildcards.sample],
-            **_PREDICT_PARAMS,
-        script:
-            script_path("predict_slide.py")
-
-
-# config slide_batches: the same job for several slides at once (one rule per batch).
-for _batch, _samples in SLIDE_BATCHES.items():
+# One rule body: one wildcard rule, or one rule per slide batch (config slide_batches).
+for _rule, _samples in per_slide_units("predict_slide"):
 
     rule:
         name:
-            f"predict_slide_{_batch}"
+            _rule
         input:
-            features=[f"results/features/{{encoder}}/{s}.h5" for s in _samples],
-            **_PREDICT_INPUT,
+            features=unit_paths("results/features/{{encoder}}/{sample}.h5", _samples),
+            models="results/models/{encoder}/chunks_manifest.tsv",
+            ridge="results/models/{encoder}/ridge.h5",
         output:
-            predictions=[f"results/predictions/{{encoder}}/slides/{s}.h5" for s in _samples],
+            predictions=unit_paths("results/predictions/{{encoder}}/slides/{sample}.h5", _samples),
+        wildcard_constraints:
+            sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
         log:
-            f"logs/predict_slide/{{encoder}}_{_batch}.log",
+            unit_log("predict_slide", _samples, "encoder"),
         benchmark:
-            f"benchmarks/predict_slide/{{encoder}}_{_batch}.tsv"
+            unit_benchmark("predict_slide", _samples, "encoder")
         conda:
             "../../envs/torch.yaml"
         threads: 1
         resources:
             mem_mb=PREDICTIONS["mem_mb"],
-            runtime=30 * len(_samples),
+            runtime=unit_runtime(30, _samples),
         params:
-            samples=_samples,
-            **_PREDICT_PARAMS,
+            samples=unit_samples(_samples),
+            tile_genes=PREDICTIONS["tile_genes"],
+            code_version=script_version("predict_slide.py"),
         script:
             script_path("predict_slide.py")
 
@@ -98,7 +65,7 @@ rule patient_predictions:
         runtime=30,
     params:
         samples=SAMPLE_NAMES,
-        sample_patient=SAMPLE_PATIENT,
+        sample_patient=PLAN.sample_patient,
         code_version=script_version("patient_predictions.py"),
     script:
         script_path("patient_predictions.py")

@@ -43,6 +43,7 @@ rule spatial_roi_predictions:
     benchmark:
         benchmark_path("spatial_roi_predictions", "encoder", "sample")
     params:
+        spatial={k: SPATIAL[k] for k in ("multi_gene_probes", "probe_gene_map", "ki67", "proliferation_genes")},
         code_version=script_version("spatial_roi_predictions.py"),
     threads: 1
     resources:
@@ -66,6 +67,9 @@ rule spatial_models:
     benchmark:
         benchmark_path("spatial_models", "encoder")
     params:
+        spatial={k: SPATIAL[k] for k in ("negative_probes", "multi_gene_probes", "probe_gene_map", "min_variance", "pseudocount",
+                                         "ki67", "ki67_pseudocount", "proliferation_genes", "min_tile_coverage", "backend",
+                                         "fdr")},
         code_version=script_version("spatial_models.py"),
     threads: 1
     resources:
@@ -95,6 +99,7 @@ rule spatial_figures:
     benchmark:
         benchmark_path("spatial_figures", "encoder")
     params:
+        spatial={k: SPATIAL[k] for k in ("fdr",)},
         code_version=script_version("spatial_figures.py"),
     threads: 1
     resources:
@@ -124,6 +129,7 @@ rule spatial_overlay:
     benchmark:
         benchmark_path("spatial_overlay", "encoder", "sample")
     params:
+        spatial={k: SPATIAL[k] for k in ("overlay_probe", "thumbnail_px", "multi_gene_probes", "probe_gene_map")},
         code_version=script_version("spatial_overlay.py"),
     threads: 1
     resources:

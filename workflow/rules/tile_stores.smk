@@ -2,17 +2,7 @@
 # the slide's Macenko stain fit, one HDF5 store per slide (docs/tiling.md):
 #   results/tiles/{sample}.h5      contract: docs/data_contracts.md ("Tile store")
 
-from emo.errors import ConfigError  # noqa: E402
-from emo.tiling import tiling_params  # noqa: E402
-
-TILING = tiling_params(config.get("tiling"))
-STAIN = {"method": "none", "reference": "resources/macenko_reference.json"}
-STAIN.update(config.get("stain_normalisation") or {})
-if STAIN["method"] == "macenko" and not Path(STAIN["reference"]).is_file():
-    raise ConfigError(
-        f"stain_normalisation.reference: {STAIN['reference']} does not exist (relative paths resolve "
-        "against the working directory); copy resources/macenko_reference.json there or give an absolute path"
-    )
+STAIN = config["stain_normalisation"]
 
 
 # Final outputs of this stage, collected by `all` (lambdas: Snakemake's linter asks
@@ -21,67 +11,37 @@ tile_stores_targets = lambda: expand("results/tiles/{sample}.h5", sample=SAMPLE_
 
 # The Macenko reference stain file is an input when stain normalisation is on.
 _STAIN_INPUT = {"stain_reference": STAIN["reference"]} if STAIN["method"] == "macenko" else {}
-_TILE_PARAMS = dict(
-    tiling=TILING,
-    stain=STAIN,
-    code_version=script_version("tile_slide.py"),
-)
-_TILE_RESOURCES_PER_SLIDE = {"mem_mb": 4000, "runtime": 60}
 
 
-if not SLIDE_BATCHES:
+# One rule body; per_slide_units gives one wildcard rule, or one rule per slide batch
+# (config slide_batches), so Python and the libraries load once per batch.
+for _rule, _samples in per_slide_units("tile_slide"):
 
-    rule tile_slide:
+    rule:
+        name:
+            _rule
         input:
-            slide=slide_path,
+            slide=unit_slides(_samples),
             **_STAIN_INPUT,
         output:
-            store="results/tiles/{sample}.h5",
+            store=unit_paths("results/tiles/{sample}.h5", _samples),
         log:
-            log_path("tile_slide", "sample"),
+            unit_log("tile_slide", _samples),
         benchmark:
-            benchmark_path("tile_slide", "sample")
+            unit_benchmark("tile_slide", _samples)
         wildcard_constraints:
             sample="[A-Za-z0-9][A-Za-z0-9._-]*",
         conda:
             "../../envs/slides.yaml"
         threads: 1
         resources:
-            **_TILE_RESOURCES_PER_SLIDE,
+            mem_mb=4000,
+            runtime=unit_runtime(60, _samples),
         params:
-            samples=lambda wildcards: [wildcards.sample],
-            mpp=lambda wildcards: sample_mpps([wildcards.sample]),
-            **_TILE_PARAMS,
+            samples=unit_samples(_samples),
+            mpp=unit_mpps(_samples),
+            tiling=config["tiling"],
+            stain=STAIN,
+            code_version=script_version("tile_slide.py"),
         script:
-            # literal path: common.smk's helper `script()` shadows Snakemake's internal
-            # `script` function that the `script:` directive calls at job run time
-            "../../scripts/tile_slide.py"
-
-
-# config slide_batches: the same job for several slides at once (one rule per batch).
-for _batch, _samples in SLIDE_BATCHES.items():
-
-    rule:
-        name:
-            f"tile_slide_{_batch}"
-        input:
-            slide=slide_paths(_samples),
-            **_STAIN_INPUT,
-        output:
-            store=[f"results/tiles/{s}.h5" for s in _samples],
-        log:
-            f"logs/tile_slide/{_batch}.log",
-        benchmark:
-            f"benchmarks/tile_slide/{_batch}.tsv"
-        conda:
-            "../../envs/slides.yaml"
-        threads: 1
-        resources:
-            mem_mb=_TILE_RESOURCES_PER_SLIDE["mem_mb"],
-            runtime=_TILE_RESOURCES_PER_SLIDE["runtime"] * len(_samples),
-        params:
-            samples=_samples,
-            mpp=sample_mpps(_samples),
-            **_TILE_PARAMS,
-        script:
-            "../../scripts/tile_slide.py"
+            script_path("tile_slide.py")

@@ -12,19 +12,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputTableError
+from ..stores.expression import open_expression_store
 
 log = logging.getLogger("emo")
 
 EVALUATION_SPLITS = ("validation", "test", "external")
-
-
-def _decode(values) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
 @dataclass
@@ -38,17 +34,16 @@ def load_measured(path: str | Path, genes: list[str] | None = None) -> Measured:
     path = Path(path)
     if not path.is_file():
         raise InputTableError(f"prepared expression store {path} does not exist; run the expression stage first")
-    with h5py.File(path, "r") as store:
-        for key in ("values", "patients", "genes", "cohort"):
-            if key not in store:
-                raise InputTableError(f"prepared expression store {path} has no /{key} dataset "
-                                      "(see docs/data_contracts.md, 'Expression and splits')")
-        patients = _decode(store["patients"][:])
-        all_genes = _decode(store["genes"][:])
-        cohort = _decode(store["cohort"][:])
+    with open_expression_store(path) as store:
+        for key in store.missing(("values", "patients", "genes", "cohort")):
+            raise InputTableError(f"prepared expression store {path} has no /{key} dataset "
+                                  "(see docs/data_contracts.md, 'Expression and splits')")
+        patients = store.patients()
+        all_genes = store.genes()
+        cohort = store.cohort()
         # One contiguous read (patients x genes float32: 70 MB at 1,000 x 17,695);
         # h5py fancy indexing over thousands of columns is far slower.
-        values = store["values"][:]
+        values = store.values()
         columns = all_genes
         if genes is not None:
             position = {g: i for i, g in enumerate(all_genes)}

@@ -1,0 +1,104 @@
+"""The feature store ``results/features/{encoder}/{sample}.h5`` (docs/data_contracts.md,
+"Feature store"): ``/features`` float32 (N, D), ``/coords`` int64 (N, 2) with the tile
+store's coords attrs, root attrs describing the encoder and its inputs.
+
+Stores can be large (N x D x 4 bytes), so besides :func:`read_feature_store` (all in
+memory) there are bounded readers: :func:`open_feature_store` gives the shape and
+attributes without reading arrays, :meth:`FeatureStoreReader.iter_blocks` streams
+rows; :func:`open_feature_store_writer` writes rows batch by batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import h5py
+import numpy as np
+
+from ._h5 import read_attrs, write_attrs
+
+CHUNK_BYTES = 1 << 20   # /features chunks hold about 1 MiB of rows
+
+
+@dataclass
+class FeatureStore:
+    features: np.ndarray     # /features (N, D) float32
+    coords: np.ndarray       # /coords (N, 2) int64
+    coords_attrs: dict       # /coords attrs (as the tile store's)
+    attrs: dict              # root attrs (sample, encoder, feature_dim, ...)
+
+
+class FeatureStoreReader:
+    """An open feature store; arrays are read only on request."""
+
+    def __init__(self, handle: h5py.File):
+        self._h5 = handle
+        self.n_tiles, self.feature_dim = (int(x) for x in handle["features"].shape)
+        self.attrs = read_attrs(handle)
+        self.coords_attrs = read_attrs(handle["coords"])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_tiles, self.feature_dim
+
+    def features(self) -> np.ndarray:
+        return self._h5["features"][:]
+
+    def coords(self) -> np.ndarray:
+        return self._h5["coords"][:]
+
+    def iter_blocks(self, rows: int) -> Iterator[np.ndarray]:
+        """``/features`` in consecutive blocks of at most ``rows`` rows."""
+        data = self._h5["features"]
+        for start in range(0, self.n_tiles, rows):
+            yield data[start:start + rows]
+
+
+@contextlib.contextmanager
+def open_feature_store(path: str | Path) -> Iterator[FeatureStoreReader]:
+    with h5py.File(path, "r") as handle:
+        yield FeatureStoreReader(handle)
+
+
+def read_feature_store(path: str | Path) -> FeatureStore:
+    """The whole feature store in memory."""
+    with h5py.File(path, "r") as f:
+        return FeatureStore(features=f["features"][:], coords=f["coords"][:], coords_attrs=read_attrs(f["coords"]),
+                            attrs=read_attrs(f))
+
+
+class FeatureStoreWriter:
+    """Rows are appended in order with :meth:`write`; :meth:`set_attrs` writes the root attrs."""
+
+    def __init__(self, handle: h5py.File, dataset: h5py.Dataset):
+        self._h5, self._features = handle, dataset
+        self.rows_written = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        self._features[self.rows_written:self.rows_written + len(rows)] = rows
+        self.rows_written += len(rows)
+
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        write_attrs(self._h5, attrs, sort=True)
+
+
+@contextlib.contextmanager
+def open_feature_store_writer(path: str | Path, n: int, dim: int, coords: np.ndarray,
+                              coords_attrs: Mapping[str, Any]) -> Iterator[FeatureStoreWriter]:
+    """Create a feature store of ``n`` x ``dim`` features at ``path`` (pass a temporary
+    path and rename it, see :func:`emo.io.atomic_path`); coords are written at once."""
+    with h5py.File(path, "w", track_order=False) as f:
+        chunk_rows = max(1, min(n, CHUNK_BYTES // (4 * dim))) if n else None
+        features = f.create_dataset("features", shape=(n, dim), dtype=np.float32, chunks=(chunk_rows, dim)
+                                    if n else None, track_times=False)
+        coords_ds = f.create_dataset("coords", data=np.asarray(coords, dtype=np.int64).reshape(n, 2),
+                                     track_times=False)
+        write_attrs(coords_ds, coords_attrs, sort=True)
+        yield FeatureStoreWriter(f, features)
+
+
+__all__ = ["FeatureStore", "FeatureStoreReader", "FeatureStoreWriter", "open_feature_store",
+           "open_feature_store_writer", "read_feature_store"]

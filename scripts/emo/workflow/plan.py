@@ -1,0 +1,277 @@
+"""The DAG plan: every decision the workflow makes when the DAG is built, in one place.
+
+``common.smk`` calls :func:`plan` once with the loaded config and sample sheet; the rule
+files only read the :class:`Plan`'s fields. Everything here is a pure function of the
+config, the sample sheet and (for the gene list) the reference expression matrix's
+gene column, so a dry run shows what a real run will do, and the plan is unit-tested
+without Snakemake.
+
+Checks that need only the config and the sheet run here too, so a bad config fails
+before any job starts, with the key at fault named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from .. import settings as emo_settings
+from ..errors import ConfigError, InputTableError
+from ..expression import chunk_ids, read_gene_column, reference_cohort
+from ..sheets import load_sample_sheet, slide_batches
+from ..splits import assign_splits, samples_in_splits
+
+# Bytes of one float32 tile-feature row times the copies training keeps (raw, standardised,
+# minibatch), for the memory estimate of a gene-chunk job.
+_FEATURE_DIM_ESTIMATE = 1280
+
+
+@dataclass(frozen=True)
+class Plan:
+    """DAG-time decisions (docs/architecture.md). Lists are sorted; dicts map sample or
+    batch names to values."""
+
+    config: dict                      # the config completed with the schema's defaults
+    samples: pd.DataFrame             # the sample sheet, indexed by sample
+    sample_names: list[str]
+    sample_patient: dict[str, str]
+    encoder: str
+    cohort_roles: dict[str, str]
+    splits_seed: int
+    patient_splits: pd.DataFrame      # patient, cohort, split, split_source, n_slides
+    train_samples: list[str]
+    tune_samples: list[str]
+    model_samples: list[str]          # train + tune: the slides models are fitted on
+    slide_batches: dict[str, list[str]]
+    reference_cohort: str
+    used_cohorts: list[str]           # cohorts with a patient in the sheet
+    training_store_patients: pd.DataFrame
+    training_store_cohorts: list[str]
+    expression_paths: dict[str, str]
+    input_genes: list[str]
+    gene_chunks: list[str]
+    heterogeneity_traits: list[str]
+    demo: dict = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- per sample
+    def slide(self, sample: str) -> str:
+        return str(self.samples.loc[sample, "slide"])
+
+    def mpp(self, sample: str) -> float | None:
+        """The sheet's mpp override, or None (read from the slide)."""
+        value = self.samples.loc[sample, "mpp"]
+        return float(value) if value != "" else None
+
+    def mpps(self, samples) -> dict[str, float | None]:
+        return {s: self.mpp(s) for s in samples}
+
+    def samples_with_split(self, *splits: str) -> list[str]:
+        return samples_in_splits(self.samples, self.patient_splits, splits)
+
+    def section(self, name: str) -> dict:
+        return self.config[name]
+
+    # ---------------------------------------------------------------- features
+    def feature_weights(self, encoder: str) -> list[str]:
+        """The encoder's weights file as a rule input ([] for weights bundled in the job's
+        Python environment, resolved there). A missing file raises ConfigError naming
+        features.weights when the DAG is built."""
+        from ..encoders import ENCODERS, configured_weights, resolve_weights
+
+        configured = configured_weights(encoder, self.config["features"])
+        if configured is None and ENCODERS[encoder].bundled:
+            return []
+        return [str(resolve_weights(encoder, configured))]
+
+    def feature_mem_mb(self, encoder: str) -> int:
+        """Memory of an extraction job: the encoder's estimate + batches in flight (uint8
+        and float copies) + DataLoader workers, unless features.mem_mb is set."""
+        from ..encoders import ENCODERS
+
+        features = self.config["features"]
+        if features["mem_mb"]:
+            return int(features["mem_mb"])
+        spec = ENCODERS[encoder]
+        return int(spec.mem_mb + features["batch_size"] * spec.input_px ** 2 * 3 * 4 * 8 // 2**20
+                   + 500 * features["num_workers"])
+
+    @property
+    def feature_threads(self) -> int:
+        features = self.config["features"]
+        return int(features["threads"] or features["num_workers"] + 1)
+
+    @property
+    def gene_chunk_mem_mb(self) -> int:
+        """Memory of a gene-chunk job: the training tile pool (raw + standardised copies)
+        plus the heads' state, unless gene_models.mem_mb is set."""
+        models = self.config["gene_models"]
+        if models["mem_mb"]:
+            return int(models["mem_mb"])
+        tiles = len(self.model_samples) * (models["max_tiles_per_slide"] + models["tune_tiles_per_slide"])
+        return int(1500 + tiles * _FEATURE_DIM_ESTIMATE * 4 * 3 // 2**20)
+
+    @property
+    def ridge_mem_mb(self) -> int:
+        return int(2000 + len(self.model_samples) * _FEATURE_DIM_ESTIMATE * 8 * 4 / 2**20)
+
+
+def _input_genes(config: Mapping, reference: str, demo: Mapping) -> list[str]:
+    """Sorted genes of the reference cohort's matrix; before the demo generator has written
+    it, the demo design's genes (the same list)."""
+    path = Path(config["cohorts"][reference]["expression"])
+    if path.is_file():
+        return read_gene_column(path)
+    if demo.get("enabled"):
+        from ..demo.design import gene_names
+
+        return sorted(gene_names(demo))
+    raise InputTableError(f"expression matrix {path} of reference cohort {reference!r} does not exist; the gene "
+                          "chunks are built from it (config key 'cohorts.<name>.expression')")
+
+
+def _heterogeneity_traits(config: Mapping) -> list[str]:
+    """Configured traits; null takes demo.heterogeneity_traits when the demo is enabled."""
+    het = config["heterogeneity"]
+    if not het["enabled"]:
+        return []
+    traits = het["traits"]
+    if traits is None and config["demo"]["enabled"]:
+        traits = config["demo"]["heterogeneity_traits"]
+    if not traits:
+        raise ConfigError(
+            "config heterogeneity.traits: no traits given; list two or more genes of the expression matrix "
+            "(e.g. [MKI67, FOXA1]) or set heterogeneity.enabled: false")
+    traits = [str(t) for t in traits]
+    if len(set(traits)) != len(traits) or len(traits) < 2:
+        raise ConfigError(f"config heterogeneity.traits: {traits} must hold at least two distinct genes")
+    if het["ensemble_size"] > het["rounds"]:
+        raise ConfigError("config heterogeneity.ensemble_size must not exceed heterogeneity.rounds")
+    tile_genes = config["predictions"]["tile_genes"]
+    if het["continuous"]["source"] == "predictions" and isinstance(tile_genes, list):
+        missing = [t for t in traits if t not in tile_genes]
+        if missing:
+            raise ConfigError(
+                f"config heterogeneity.continuous.source is 'predictions' but predictions.tile_genes lacks "
+                f"{missing}; add them there or set heterogeneity.continuous.source: classifier")
+    return traits
+
+
+def _check_stain(config: Mapping) -> None:
+    stain = config["stain_normalisation"]
+    if stain["method"] == "macenko" and not Path(stain["reference"]).is_file():
+        raise ConfigError(
+            f"stain_normalisation.reference: {stain['reference']} does not exist (relative paths resolve "
+            "against the working directory); copy resources/macenko_reference.json there or give an absolute path")
+
+
+def check_spatial_samples(samples, sample_names, sheet_path: str, where: str) -> None:
+    """ROI slides must be in the sample sheet (they need tiles and predictions)."""
+    unknown = sorted(set(samples) - set(sample_names))
+    if unknown:
+        raise InputTableError(
+            f"{where}: slide(s) {', '.join(unknown[:5])} are not in the sample sheet {sheet_path}; "
+            "add them to the sheet (they need tiles and predictions) or remove their ROIs")
+
+
+def _check_spatial(config: Mapping, sample_names: list[str]) -> None:
+    spatial = config["spatial"]
+    if not spatial["enabled"]:
+        return
+    for key in ("rois", "probe_counts"):
+        if not spatial[key]:
+            raise ConfigError(f"config key 'spatial.{key}' is required when 'spatial.enabled' is true")
+    if not spatial["negative_probes"]:
+        raise ConfigError("config key 'spatial.negative_probes' is empty; list the negative-control "
+                          "probe columns of the probe-count table")
+    from ..spatial import load_rois, required_genes
+
+    # An existing ROI table is validated now (early, clear errors); a generated one (the
+    # demo's) by the spatial_rois checkpoint.
+    if Path(spatial["rois"]).is_file():
+        check_spatial_samples(load_rois(spatial["rois"])["sample"], sample_names, config["samples"],
+                              f"ROI table {spatial['rois']}")
+    tile_genes = config["predictions"]["tile_genes"]
+    if isinstance(tile_genes, list):
+        missing = [g for g in required_genes(spatial) if g not in tile_genes]
+        if missing:
+            raise ConfigError(
+                f"config key 'predictions.tile_genes' lacks {', '.join(missing)}, needed by "
+                "'spatial.multi_gene_probes' / 'spatial.probe_gene_map' / 'spatial.proliferation_genes' (with "
+                "'spatial.ki67'); add them to predictions.tile_genes or set it to 'all'")
+
+
+def _check_clinical(config: Mapping) -> None:
+    """An existing clinical table must have the columns the configured statistics use."""
+    path = config.get("clinical")
+    if not path or not Path(path).is_file():
+        return
+    from ..stats import settings as statistics_settings
+    from ..stats.inputs import check_clinical_columns
+
+    stats = statistics_settings(config["statistics"])
+    needed = {"pam50", "er"} | {c for c in stats["markers"].values() if c != "proliferation"}
+    check_clinical_columns(pd.read_csv(path, sep="\t", nrows=0).columns, sorted(needed), path)
+
+
+def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
+    """The plan of one workflow run. ``config`` is validated and completed with the
+    schema's defaults; ``sheet`` (default: read ``config['samples']``) is validated."""
+    config = emo_settings.load(config)
+    if sheet is None:
+        sheet = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
+    sample_names = sorted(sheet.index)
+    cohort_roles = {name: c["role"] for name, c in config["cohorts"].items()}
+    seed = int(config["splits"]["seed"])
+    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"])
+    model_samples = samples_in_splits(sheet, patient_splits, ("train", "tune"))
+    model_set = set(model_samples)
+    batches = slide_batches(sample_names, int(config["slide_batches"]),
+                            groups={s: "train" if s in model_set else "eval" for s in sample_names})
+    reference = reference_cohort(config["cohorts"])
+    training_patients = patient_splits[patient_splits["cohort"].map(cohort_roles).eq("training")
+                                       & patient_splits["split"].isin(["train", "tune", "validation"])]
+    demo = {}
+    if config["demo"]["enabled"]:
+        from ..demo import design as demo_design
+
+        demo = demo_design.settings(config["demo"])
+        demo_design.check_cohorts(demo, config["cohorts"])
+        demo_design.check_sheet(demo, sheet, config["samples"])
+    _check_stain(config)
+    _check_spatial(config, sample_names)
+    _check_clinical(config)
+    from ..encoders import get_spec
+
+    get_spec(config["features"]["encoder"])  # an unknown encoder fails now, naming features.encoder
+    genes = _input_genes(config, reference, demo)
+    return Plan(
+        config=config,
+        samples=sheet,
+        sample_names=sample_names,
+        sample_patient={s: str(sheet.loc[s, "patient"]) for s in sample_names},
+        encoder=config["features"]["encoder"],
+        cohort_roles=cohort_roles,
+        splits_seed=seed,
+        patient_splits=patient_splits,
+        train_samples=samples_in_splits(sheet, patient_splits, ("train",)),
+        tune_samples=samples_in_splits(sheet, patient_splits, ("tune",)),
+        model_samples=model_samples,
+        slide_batches=batches,
+        reference_cohort=reference,
+        used_cohorts=sorted(set(patient_splits["cohort"])),
+        training_store_patients=training_patients,
+        training_store_cohorts=sorted(set(training_patients["cohort"])),
+        expression_paths={name: c["expression"] for name, c in config["cohorts"].items()},
+        input_genes=genes,
+        gene_chunks=chunk_ids(len(genes), config["expression"]["gene_chunk_size"]),
+        heterogeneity_traits=_heterogeneity_traits(config),
+        demo=demo,
+    )
+
+
+def split_records(table: pd.DataFrame) -> list[dict]:
+    """patient / cohort / split rows as plain dicts (rule params must be plain data)."""
+    return table[["patient", "cohort", "split"]].to_dict("records")

@@ -1,0 +1,96 @@
+"""The DAG plan (emo.workflow.plan): every DAG-time decision from the config and sheet."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import make_workspace
+from emo.errors import ConfigError, InputTableError
+from emo.workflow.plan import plan
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A copy of config/ with the small test config; the working directory is the copy
+    (relative paths in the config resolve against it, as in a real run)."""
+    config_path = make_workspace(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return yaml.safe_load(config_path.read_text())
+
+
+def test_plan_of_the_small_demo(workspace):
+    result = plan(workspace)
+    sheet = pd.read_csv(workspace["samples"], sep="\t", dtype=str, keep_default_na=False)
+    assert result.sample_names == sorted(sheet["sample"])
+    # model samples = train + tune slides, and only slides of training cohorts
+    assert result.model_samples == sorted(result.train_samples + result.tune_samples)
+    roles = {s: workspace["cohorts"][c]["role"] for s, c in zip(sheet["sample"], sheet["cohort"])}
+    assert result.model_samples and all(roles[s] == "training" for s in result.model_samples)
+    splits = dict(zip(result.patient_splits["patient"], result.patient_splits["split"]))
+    assert all(splits[result.sample_patient[s]] == "train" for s in result.train_samples)
+    # before the demo generator ran, the genes are the design's
+    assert len(result.input_genes) == workspace["demo"]["n_genes"]
+    assert len(result.gene_chunks) == math.ceil(len(result.input_genes) / workspace["expression"]["gene_chunk_size"])
+    assert result.heterogeneity_traits == workspace["demo"]["heterogeneity_traits"]
+    assert result.slide_batches == {}
+    # defaults from the schema are filled in
+    assert result.config["spatial"]["thumbnail_px"] == 1024
+
+
+def test_slide_batches_keep_model_slides_apart(workspace):
+    result = plan({**workspace, "slide_batches": 3})
+    batched = [s for samples in result.slide_batches.values() for s in samples]
+    assert sorted(batched) == result.sample_names
+    for name, samples in result.slide_batches.items():
+        in_model = {s in set(result.model_samples) for s in samples}
+        assert in_model == ({True} if name.startswith("train") else {False}), name
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("slide_batch", 3, "'slide_batch' is not known (did you mean 'slide_batches'?)"),
+    ("clinicl", "x.tsv", "'clinicl' is not known (did you mean 'clinical'?)"),
+])
+def test_unknown_top_level_key_fails_with_its_name(workspace, key, value, named):
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        plan({**workspace, key: value})
+
+
+def test_unknown_nested_key_and_bad_value_are_named(workspace):
+    bad = yaml.safe_load(yaml.safe_dump(workspace))
+    bad["spatial"]["fdrr"] = 0.1
+    with pytest.raises(ConfigError, match=r"'spatial.fdrr' is not known \(did you mean 'fdr'\?\)"):
+        plan(bad)
+    bad = yaml.safe_load(yaml.safe_dump(workspace))
+    bad["gene_models"]["head"] = "transformer"
+    with pytest.raises(ConfigError, match="gene_models.head"):
+        plan(bad)
+
+
+def test_genes_come_from_the_reference_matrix(workspace, tmp_path):
+    matrix = tmp_path / "ref.tsv"
+    pd.DataFrame({"gene": ["Z", "A", "M"], "P1": [1.0, 2.0, 3.0]}).to_csv(matrix, sep="\t", index=False)
+    config = yaml.safe_load(yaml.safe_dump(workspace))
+    config["cohorts"]["TCGA"]["expression"] = str(matrix)
+    assert plan(config).input_genes == ["A", "M", "Z"]
+    config["cohorts"]["TCGA"]["expression"] = str(tmp_path / "missing.tsv")
+    config["demo"]["enabled"] = False
+    with pytest.raises(InputTableError, match="missing.tsv"):
+        plan(config)
+
+
+def test_heterogeneity_traits_are_checked(workspace):
+    config = yaml.safe_load(yaml.safe_dump(workspace))
+    config["heterogeneity"]["traits"] = ["MKI67"]
+    with pytest.raises(ConfigError, match=r"'heterogeneity.traits': \['MKI67'\] is too short"):
+        plan(config)
+    config["heterogeneity"]["traits"] = ["MKI67", "PTPRC"]
+    config["heterogeneity"]["ensemble_size"] = 9
+    with pytest.raises(ConfigError, match="ensemble_size must not exceed"):
+        plan(config)
+    config["heterogeneity"]["ensemble_size"] = 3
+    config["heterogeneity"]["enabled"] = False
+    assert plan(config).heterogeneity_traits == []
