@@ -26,6 +26,10 @@ include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
 
 
+onstart:
+    refuse_cluster_batches()
+
+
 rule all:
     input:
         tile_stores_targets(),

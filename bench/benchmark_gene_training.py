@@ -86,10 +86,10 @@ def main(argv=None) -> None:
 
     x, y, p, xt, yt, pt = make_data(args.slides, args.tiles, args.dim, args.genes, args.tune_fraction)
     genes = [f"G{i:05d}" for i in range(args.genes)]
-    cfg = gm.TrainConfig(head=args.head, steps_per_epoch=args.steps, batch_size=args.batch,
-                         max_epochs=args.epochs, patience=args.epochs + 1, device=args.device)
-    gm.train_heads(x, y[:, :2], p, xt, yt[:, :2], pt, genes[:2], gm.TrainConfig(
-        head=args.head, steps_per_epoch=3, max_epochs=1, device=args.device))  # warm-up
+    cfg = gm.TrainConfig.from_config(dict(head=args.head, steps_per_epoch=args.steps, batch_size=args.batch,
+                         max_epochs=args.epochs, patience=args.epochs + 1, device=args.device))
+    gm.train_heads(x, y[:, :2], p, xt, yt[:, :2], pt, genes[:2], gm.TrainConfig.from_config(dict(
+        head=args.head, steps_per_epoch=3, max_epochs=1, device=args.device)))  # warm-up
 
     start = time.perf_counter()
     batched = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
@@ -103,7 +103,7 @@ def main(argv=None) -> None:
     t_single = time.perf_counter() - start
     idiomatic = args.head == "linear"
     if idiomatic:
-        idiomatic_one_gene(x, y[p, 0], xt, yt[pt, 0], gm.TrainConfig(steps_per_epoch=3, max_epochs=1))  # warm-up
+        idiomatic_one_gene(x, y[p, 0], xt, yt[pt, 0], gm.TrainConfig.from_config(dict(steps_per_epoch=3, max_epochs=1)))  # warm-up
         start = time.perf_counter()
         for i in range(args.single_genes):
             idiomatic_one_gene(x, y[p, i], xt, yt[pt, i], cfg)
@@ -127,7 +127,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     gm._tune_loss(params_t, xt_t, yt_t, pt_t, cfg.eval_batch)
     t_eval = time.perf_counter() - start
-    full_tune_tiles = int(full_slides * 0.14) * gm.TrainConfig().tune_tiles_per_slide
+    full_tune_tiles = int(full_slides * 0.14) * gm.TrainConfig.from_config(dict()).tune_tiles_per_slide
     per_epoch_batched = max(t_batched / args.epochs - t_eval, 0.0) + t_eval * full_tune_tiles / xt.shape[0]
     projection_h = chunks * per_epoch_batched * epochs_emo / 3600
     projection_single_h = full_genes * per_gene_single / args.epochs * epochs_emo / 3600
@@ -157,7 +157,7 @@ def main(argv=None) -> None:
           f"{projection_h / chunks * 60:.0f} min each), one gene at a time {projection_single_h:.0f} h")
     print(f"(the training steps per epoch are fixed (steps x batch), so they do not grow with the slides; the "
           f"per-epoch tune loss ({t_eval:.2f} s here for {xt.shape[0]} tune tiles) is scaled to {full_tune_tiles} "
-          f"tune tiles = 140 tune slides x {gm.TrainConfig().tune_tiles_per_slide}; early stopping usually ends "
+          f"tune tiles = 140 tune slides x {gm.TrainConfig.from_config(dict()).tune_tiles_per_slide}; early stopping usually ends "
           f"genes far before {epochs_emo} epochs)")
 
 

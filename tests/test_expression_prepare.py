@@ -175,19 +175,10 @@ def test_stores_round_trip(tmp_path, cohorts):
     assert frame.shape == result["values"].shape
 
 
-def test_input_gene_list_reads_reference_genes_or_demo_design(tmp_path):
+def test_read_gene_column_sorts_the_first_column(tmp_path):
     matrix = pd.DataFrame({"P1": [1.0, 2.0, 3.0]}, index=pd.Index(["Z", "A", "M"], name="gene"))
     write_matrix(tmp_path / "ref.tsv", matrix)
-    config = {"cohorts": {"R": {"expression": str(tmp_path / "ref.tsv"), "role": "training", "reference": True},
-                          "E": {"expression": "nope.tsv", "role": "external"}}}
-    assert expression.input_gene_list(config) == ["A", "M", "Z"]
-    config["cohorts"]["R"]["expression"] = str(tmp_path / "missing.tsv")
-    with pytest.raises(InputTableError, match="missing.tsv"):
-        expression.input_gene_list(config)
-    from emo.demo.design import gene_names
-
-    demo = {"enabled": True, "seed": 1}
-    assert expression.input_gene_list({**config, "demo": demo}) == sorted(gene_names(demo))
+    assert expression.read_gene_column(tmp_path / "ref.tsv") == ["A", "M", "Z"]
 
 
 def test_reference_cohort_rules():

@@ -26,8 +26,8 @@ def toy_problem(seed=0, n_genes=8, dim=24, n_pat=30, n_tune=10, tiles=15):
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_batched_chunk_equals_each_gene_trained_alone(head):
     x, y, p, xt, yt, pt, genes = toy_problem()
-    cfg = gm.TrainConfig(head=head, hidden=6, learning_rate=3e-3, steps_per_epoch=12, max_epochs=40, patience=4,
-                         min_delta=0.003, device="cpu", seed=5)
+    cfg = gm.TrainConfig.from_config(dict(head=head, hidden=6, learning_rate=3e-3, steps_per_epoch=12, max_epochs=40, patience=4,
+                         min_delta=0.003, device="cpu", seed=5))
     batched = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
     pred_b = gm.predict_standardised(batched["params"], xt)
     # the genes stop at different epochs, so masking of stopped genes is exercised
@@ -46,7 +46,7 @@ def test_batched_chunk_equals_each_gene_trained_alone(head):
 
 def test_gene_order_and_chunk_composition_do_not_matter():
     x, y, p, xt, yt, pt, genes = toy_problem(seed=1)
-    cfg = gm.TrainConfig(steps_per_epoch=10, max_epochs=15, patience=3, device="cpu", dtype="float64")
+    cfg = gm.TrainConfig.from_config(dict(steps_per_epoch=10, max_epochs=15, patience=3, device="cpu", dtype="float64"))
     full = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
     order = [5, 2, 7]
     part = gm.train_heads(x, y[:, order], p, xt, yt[:, order], pt, [genes[i] for i in order], cfg)
@@ -56,7 +56,7 @@ def test_gene_order_and_chunk_composition_do_not_matter():
 
 def test_training_is_deterministic():
     x, y, p, xt, yt, pt, genes = toy_problem(seed=2)
-    cfg = gm.TrainConfig(head="mlp", hidden=4, steps_per_epoch=5, max_epochs=6, patience=3, device="cpu")
+    cfg = gm.TrainConfig.from_config(dict(head="mlp", hidden=4, steps_per_epoch=5, max_epochs=6, patience=3, device="cpu"))
     a = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
     b = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
     for k in a["params"]:
@@ -109,7 +109,7 @@ def test_early_stopping_semantics():
 
 def test_max_epochs_ends_training_without_early_stop():
     x, y, p, xt, yt, pt, genes = toy_problem(seed=3, n_genes=3)
-    cfg = gm.TrainConfig(steps_per_epoch=3, max_epochs=4, patience=100, device="cpu")
+    cfg = gm.TrainConfig.from_config(dict(steps_per_epoch=3, max_epochs=4, patience=100, device="cpu"))
     out = gm.train_heads(x, y, p, xt, yt, pt, genes, cfg)
     assert out["epochs_run"].tolist() == [4, 4, 4]
     assert not out["stopped_early"].any()
@@ -133,8 +133,8 @@ def test_train_chunk_from_feature_stores_learns_signal_and_numpy_prediction_matc
     sp = dict(zip(sheet["sample"], sheet["patient"]))
     matrix = cohort["matrices"]["TCGA"]
     store = {"values": matrix.T.to_numpy(), "patients": list(matrix.columns), "genes": list(matrix.index)}
-    cfg = gm.TrainConfig(learning_rate=1e-2, steps_per_epoch=20, max_epochs=40, patience=5, max_tiles_per_slide=8,
-                         tune_tiles_per_slide=8, device="cpu")
+    cfg = gm.TrainConfig.from_config(dict(learning_rate=1e-2, steps_per_epoch=20, max_epochs=40, patience=5, max_tiles_per_slide=8,
+                         tune_tiles_per_slide=8, device="cpu"))
     state = gm.train_chunk(cohort["genes"], store, {s: f for s, f in feats.items() if sp[s] in train_p},
                            {s: f for s, f in feats.items() if sp[s] in tune_p}, sp, cfg)
     table = gm.summary_table(state).set_index("gene")

@@ -79,7 +79,7 @@ def test_predict_slide(slide_setup, tile_genes, expected):
 def test_numpy_forward_matches_torch_for_mlp():
     rng = np.random.default_rng(1)
     genes = ["g1", "g2", "g3"]
-    cfg = gm.TrainConfig(head="mlp", hidden=5)
+    cfg = gm.TrainConfig.from_config(dict(head="mlp", hidden=5))
     params = gm.init_params(genes, 7, cfg)
     params["b1"] = rng.normal(size=params["b1"].shape)
     x = rng.normal(size=(11, 7)).astype(np.float32)

@@ -181,3 +181,20 @@ localrule all:
     assert jobs[0].sample == "s1" and jobs[0].outputs == ["results/tiles/s1.h5"]
     assert jobs[0].resources["mem_mb"] == "8000" and jobs[0].resources["slurm_partition"] == "cpu"
     assert "params" in jobs[0].reason.lower()
+
+
+def test_slide_batches_are_refused_on_the_cluster_before_any_job(tmp_path):
+    """Batched per-slide rules have names the profile's set-resources cannot address, so
+    a cluster run with slide_batches > 0 stops before submitting anything, naming the key.
+    (No Slurm daemons needed: the refusal comes before the first sbatch.)"""
+    config = make_workspace(tmp_path / "wd")
+    profile = write_test_profile(tmp_path / "profile", REPO_ROOT)
+    result = snakemake(tmp_path / "wd", "--configfile", str(config), "--profile", str(profile),
+                       "--config", "slide_batches=2", timeout=300, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "config key 'slide_batches' is 2" in output and "slide_batches: 0" in output, output[-3000:]
+    assert "Submitted" not in output and not (tmp_path / "wd" / "logs" / "slurm").exists(), output[-3000:]
+    # the same config runs on the cluster with batching off: the dry run plans per-slide jobs
+    jobs = dry_run_jobs(tmp_path / "wd", config, "--profile", str(profile), "--config", "slide_batches=0")
+    assert {j.rule for j in jobs} >= {"tile_slide", "extract_features"}

@@ -156,24 +156,15 @@ def chunk_ids(n_genes: int, chunk_size: int) -> list[str]:
     return [f"{k:04d}" for k in range(math.ceil(n_genes / chunk_size))]
 
 
-def input_gene_list(config: Mapping) -> list[str]:
-    """Sorted input genes known at DAG-build time: the reference cohort's ``gene``
-    column if its file exists, else the demo design's genes when the demo is on."""
-    reference = reference_cohort(config["cohorts"])
-    path = Path(config["cohorts"][reference]["expression"])
-    if path.is_file():
-        if str(path).lower().endswith((".parquet", ".pq")):
-            column = pd.read_parquet(path, columns=None).iloc[:, 0]
-        else:
-            sep = "," if str(path).lower().endswith((".csv", ".csv.gz")) else "\t"
-            column = pd.read_csv(path, sep=sep, usecols=[0], dtype=str).iloc[:, 0]
-        return sorted(column.astype(str).str.strip())
-    if config.get("demo", {}).get("enabled", False):
-        from .demo.design import gene_names  # lazy: only the demo needs it
-
-        return sorted(gene_names(config["demo"]))
-    raise InputTableError(f"expression matrix {path} of reference cohort {reference!r} does not exist; the gene "
-                          "chunks are built from it (config key 'cohorts.<name>.expression')")
+def read_gene_column(path: str | Path) -> list[str]:
+    """Sorted genes of an expression matrix (its first column), read without the values."""
+    path = Path(path)
+    if str(path).lower().endswith((".parquet", ".pq")):
+        column = pd.read_parquet(path, columns=None).iloc[:, 0]
+    else:
+        sep = "," if str(path).lower().endswith((".csv", ".csv.gz")) else "\t"
+        column = pd.read_csv(path, sep=sep, usecols=[0], dtype=str).iloc[:, 0]
+    return sorted(column.astype(str).str.strip())
 
 
 def reference_cohort(cohorts: Mapping[str, Mapping]) -> str:

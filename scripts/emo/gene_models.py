@@ -52,34 +52,31 @@ FUSED_ADAM = hasattr(torch, "_fused_adam_")
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Training hyper-parameters (config section ``gene_models``)."""
+    """Training hyper-parameters (config section ``gene_models``); defaults come from the
+    config schema through :meth:`from_config`."""
 
-    head: str = "linear"                # linear | mlp
-    hidden: int = 32                    # mlp hidden units
-    learning_rate: float = 1e-4         # EMO: 1e-6 (fine-tuning a whole Inception V3)
-    weight_decay: float = 0.0           # L2 added to the gradient (Adam, not AdamW)
-    batch_size: int = 32                # EMO: 32
-    steps_per_epoch: int = 150          # EMO: 150
-    max_epochs: int = 500               # EMO: 500
-    patience: int = 80                  # EMO: 80
-    min_delta: float = 0.003            # EMO: 0.003
-    max_tiles_per_slide: int = 256      # training tile pool cap per slide (seeded)
-    tune_tiles_per_slide: int = 64      # tune tiles per slide used for the tune loss (seeded)
-    seed: int = 0
-    device: str = "auto"                # auto | cpu | cuda
-    dtype: str = "float32"              # float32 | float64
-    eval_batch: int = 8192              # tiles per block when evaluating
+    head: str  # linear | mlp
+    hidden: int  # mlp hidden units
+    learning_rate: float  # EMO: 1e-6 (fine-tuning a whole Inception V3)
+    weight_decay: float  # L2 added to the gradient (Adam, not AdamW)
+    batch_size: int  # EMO: 32
+    steps_per_epoch: int  # EMO: 150
+    max_epochs: int  # EMO: 500
+    patience: int  # EMO: 80
+    min_delta: float  # EMO: 0.003
+    max_tiles_per_slide: int  # training tile pool cap per slide (seeded)
+    tune_tiles_per_slide: int  # tune tiles per slide used for the tune loss (seeded)
+    seed: int
+    device: str  # auto | cpu | cuda
+    dtype: str  # float32 | float64
+    eval_batch: int  # tiles per block when evaluating
 
     @classmethod
     def from_config(cls, section: Mapping | None) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in (section or {}).items() if k in names}
-        cfg = cls(**values)
-        if cfg.head not in ("linear", "mlp"):
-            raise ConfigError(f"config key 'gene_models.head': {cfg.head!r} is not 'linear' or 'mlp'")
-        if cfg.dtype not in ("float32", "float64"):
-            raise ConfigError(f"config key 'gene_models.dtype': {cfg.dtype!r} is not 'float32' or 'float64'")
-        return cfg
+        from .settings import section as settings_section
+
+        values = settings_section("gene_models", section)  # validates head, dtype, ... and fills defaults
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
 
 
 def resolve_device(name: str) -> torch.device:

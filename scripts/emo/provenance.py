@@ -59,6 +59,19 @@ def write_sidecar(table_path: str | Path, code_version_value: str, params: Any,
     return sidecar
 
 
+def _value_bytes(value) -> bytes:
+    """Bytes of an HDF5 value for hashing; object arrays (variable-length strings) by
+    their text, never by their pointers."""
+    import numpy as np
+
+    if isinstance(value, str):
+        return value.encode()
+    array = np.asarray(value)
+    if array.dtype.kind == "O":
+        return "\0".join(x.decode() if isinstance(x, bytes) else str(x) for x in array.ravel()).encode()
+    return np.ascontiguousarray(array).tobytes()
+
+
 def hdf5_content_sha256(path: str | Path, ignore_attrs: Iterable[str] = ("created",)) -> str:
     """sha256 over an HDF5 file's *content*: every group, dataset (dtype, shape, bytes)
     and attribute in sorted order, except the documented timestamp attributes.
@@ -78,7 +91,7 @@ def hdf5_content_sha256(path: str | Path, ignore_attrs: Iterable[str] = ("create
                 continue
             value = obj.attrs[key]
             digest.update(f"@{key}=".encode())
-            digest.update(np.asarray(value).tobytes() if not isinstance(value, str) else value.encode())
+            digest.update(_value_bytes(value))
 
     with h5py.File(path, "r") as handle:
         add_attrs(handle)
@@ -89,11 +102,7 @@ def hdf5_content_sha256(path: str | Path, ignore_attrs: Iterable[str] = ("create
             digest.update(f"/{name}".encode())
             add_attrs(obj)
             if isinstance(obj, h5py.Dataset):
-                data = obj[()]
-                array = np.asarray(data)
+                array = np.asarray(obj[()])
                 digest.update(f"{array.dtype.str}{array.shape}".encode())
-                if array.dtype.kind == "O":
-                    digest.update("\0".join(str(x) for x in array.ravel()).encode())
-                else:
-                    digest.update(np.ascontiguousarray(array).tobytes())
+                digest.update(_value_bytes(array))
     return digest.hexdigest()

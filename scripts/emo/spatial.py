@@ -36,31 +36,11 @@ PROLIFERATION_GENES = ("BIRC5", "CCNB1", "CDC20", "NUF2", "CEP55", "NDC80", "MKI
 ROI_ID_COLUMNS = ("sample", "roi")
 MIN_ROIS_SPEARMAN = 3
 
-SPATIAL_DEFAULTS = {
-    "enabled": False,
-    "rois": None,
-    "probe_counts": None,
-    "ki67": None,
-    "negative_probes": [],
-    "multi_gene_probes": {},
-    "probe_gene_map": {},
-    "min_variance": 0.001,
-    "pseudocount": 0.0,
-    "ki67_pseudocount": 0.0,
-    "proliferation_genes": list(PROLIFERATION_GENES),
-    "min_tile_coverage": 0.5,
-    "backend": "lme4",
-    "fdr": 0.05,
-    "overlay_probe": None,
-    "thumbnail_px": 1024,
-}
-
-
 def spatial_settings(config_section: Mapping | None) -> dict:
-    """The ``spatial`` config section with defaults filled in."""
-    settings = dict(SPATIAL_DEFAULTS)
-    settings.update({k: v for k, v in (config_section or {}).items()})
-    return settings
+    """The ``spatial`` config section with the schema's defaults filled in."""
+    from .settings import section
+
+    return section("spatial", config_section)
 
 
 # ---------------------------------------------------------------------------
@@ -557,7 +537,7 @@ def run_models(roi_preds: pd.DataFrame, counts: pd.DataFrame, settings: Mapping,
     from . import lme
 
     if fit is None:
-        fit = lme.fitter(settings.get("backend", "lme4"))
+        fit = lme.fitter(settings["backend"])
     roi_keys = roi_preds[list(ROI_ID_COLUMNS)]
     # ROIs with counts but no geometry are an input error; ROIs without counts are skipped.
     merged_keys = counts[list(ROI_ID_COLUMNS)].merge(roi_keys, how="left", indicator=True)
@@ -571,7 +551,7 @@ def run_models(roi_preds: pd.DataFrame, counts: pd.DataFrame, settings: Mapping,
     no_counts = roi_preds.merge(counts[list(ROI_ID_COLUMNS)], how="left", indicator="which")
     for row in no_counts[no_counts["which"] == "left_only"].itertuples():
         excluded.append({"sample": row.sample, "roi": row.roi, "reason": "no probe counts"})
-    min_cov = float(settings.get("min_tile_coverage", 0.5))
+    min_cov = float(settings["min_tile_coverage"])
     low = with_counts["coverage"] < min_cov
     for row in with_counts[low].itertuples():
         excluded.append({"sample": row.sample, "roi": row.roi,
@@ -584,9 +564,9 @@ def run_models(roi_preds: pd.DataFrame, counts: pd.DataFrame, settings: Mapping,
                               f"(min_tile_coverage {min_cov:g}); see the excluded-ROI table")
 
     normalised = normalise_counts(counts, list(settings.get("negative_probes") or []),
-                                  float(settings.get("pseudocount", 0.0)))
+                                  float(settings["pseudocount"]))
     observed = usable[list(ROI_ID_COLUMNS)].merge(normalised, how="left")
-    kept, dropped_var = variance_filter(observed, float(settings.get("min_variance", 0.001)))
+    kept, dropped_var = variance_filter(observed, float(settings["min_variance"]))
     preds, skipped = probe_predictions(usable, kept, settings)
     dropped = pd.concat([dropped_var, skipped], ignore_index=True) if not skipped.empty else dropped_var
     dropped = dropped.sort_values("probe", kind="mergesort").reset_index(drop=True)
@@ -629,7 +609,7 @@ def ki67_model(usable: pd.DataFrame, ki67: pd.DataFrame, settings: Mapping, fit
     data = data.merge(ki67, how="inner")
     if data.empty:
         raise InputTableError("Ki67 table: no (sample, roi) matches an analysed ROI of the ROI table")
-    value = data["ki67"].to_numpy(float) + float(settings.get("ki67_pseudocount", 0.0))
+    value = data["ki67"].to_numpy(float) + float(settings["ki67_pseudocount"])
     if np.any(value <= 0):
         i = int(np.flatnonzero(value <= 0)[0])
         raise InputTableError(f"Ki67 table: slide {data['sample'].iloc[i]!r}, ROI {data['roi'].iloc[i]!r} has "

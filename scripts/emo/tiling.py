@@ -36,23 +36,12 @@ RUN_BYTES = 64 << 20        # at most this much RGBA per read_region
 STAIN_FIT_MAX_TILES = 64    # accepted tiles sampled to fit the Macenko stain matrix
 STAIN_FIT_PIXELS_PER_TILE = 2048
 
-DEFAULT_PARAMS = {
-    "tile_um": 271.0, "tile_px": 224, "mask_um_per_px": 8.0, "min_tissue_fraction": 0.5,
-    "max_background_fraction": 0.5, "max_pen_fraction": 0.05, "min_sharpness": 100.0,
-    "max_tiles_per_slide": None, "seed": 0,
-}
-
-
 def tiling_params(config_tiling: dict | None) -> dict:
-    """Config section ``tiling`` completed with defaults (the JSON stored in ``params``)."""
-    params = dict(DEFAULT_PARAMS)
-    params.update(config_tiling or {})
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
-    if unknown:
-        from .errors import ConfigError
-        raise ConfigError(f"config key(s) tiling.{', tiling.'.join(unknown)} unknown; "
-                          f"known keys: {', '.join(sorted(DEFAULT_PARAMS))}")
-    return params
+    """Config section ``tiling`` completed with the schema's defaults (the JSON stored in
+    ``params``); an unknown key raises ConfigError naming it."""
+    from .settings import section
+
+    return section("tiling", config_tiling)
 
 
 @dataclass(frozen=True)

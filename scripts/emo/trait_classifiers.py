@@ -173,22 +173,27 @@ def slide_score(tile_positive: np.ndarray) -> float:
 
 @dataclass
 class HeadConfig:
-    hidden: int = 64
-    dropout: float = 0.25
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 144
-    max_epochs: int = 20
-    evals_per_epoch: int = 16
-    lr_patience: int = 10
-    patience: int = 30
-    max_tiles_per_slide: int = 256
-    balance_classes: bool = True
+    """Trait classifier head (config ``heterogeneity.classifier``); defaults come from the
+    config schema through :meth:`from_config`."""
+
+    hidden: int
+    dropout: float
+    lr: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    evals_per_epoch: int
+    lr_patience: int
+    patience: int
+    max_tiles_per_slide: int
+    balance_classes: bool
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "HeadConfig":
-        known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg}
-        return cls(**known)
+    def from_config(cls, cfg: dict | None) -> "HeadConfig":
+        from .settings import section
+
+        values = section("heterogeneity", {"classifier": dict(cfg or {})})["classifier"]
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__})
 
 
 def build_head(dim: int, hidden: int, dropout: float):

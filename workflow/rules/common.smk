@@ -29,17 +29,23 @@ ENCODER = PLAN.encoder
 # job, {} for one job per slide (docs/configuration.md).
 SLIDE_BATCHES = PLAN.slide_batches
 
-if SLIDE_BATCHES and workflow.non_local_exec and workflow.is_main_process:
-    from emo.errors import ConfigError
 
-    # A batch is a rule of its own (Snakemake fixes a rule's outputs when the rule is
-    # defined), named <stage>_<batch>: a cluster profile's set-resources, keyed by rule
-    # name, cannot reach it. Batching only saves per-job start-up, which matters for
-    # small demo slides on a workstation, not for real slides on a cluster.
-    raise ConfigError(
-        f"config key 'slide_batches' is {config['slide_batches']}, but this run submits jobs to a cluster "
-        "executor; batched per-slide jobs would bypass the profile's per-rule resources. Set "
-        "slide_batches: 0 (e.g. --config slide_batches=0) for cluster runs")
+
+def refuse_cluster_batches():
+    """Called by the Snakefile's onstart (the executor is known only then, before any job
+    is submitted): slide batches are local-only.
+
+    A batch is a rule of its own (Snakemake fixes a rule's outputs when the rule is
+    defined), named <stage>_<batch>: a cluster profile's set-resources, keyed by rule
+    name, cannot reach it. Batching only saves per-job start-up, which matters for small
+    demo slides on a workstation, not for real slides on a cluster."""
+    if SLIDE_BATCHES and not workflow.local_exec:
+        from emo.errors import ConfigError
+
+        raise ConfigError(
+            f"config key 'slide_batches' is {config['slide_batches']}, but this run submits jobs to a cluster "
+            "executor, where batched per-slide jobs would bypass the profile's per-rule resources. Set "
+            "slide_batches: 0 (e.g. --config slide_batches=0) for cluster runs")
 
 
 def script_path(name):

@@ -25,39 +25,6 @@ LABELS = {"background": 0, **{name: i + 1 for i, name in enumerate(COMPARTMENTS)
 # Mean tissue composition of the demo tumours (Dirichlet centre; fractions of tissue).
 BASE_COMPOSITION = {"tumour": 0.36, "stroma": 0.32, "lymphocytes": 0.13, "fat": 0.12, "necrosis": 0.07}
 
-DEFAULTS: dict[str, Any] = {
-    "enabled": False,
-    "seed": 2021,
-    "out_dir": "data/demo",
-    "patients": {"TCGA": 120, "CLINSEQ": 60, "ABIM": 40},
-    "two_slide_fraction": 0.05,
-    "batch_offset_sd": {"CLINSEQ": 0.5},
-    "gene_panel": "full",
-    "n_genes": 400,
-    "fraction_morphology": 0.25,
-    "fraction_weak": 0.10,
-    "n_near_constant": 3,
-    "morphology_r2": 0.9,
-    "weak_r2": 0.15,
-    "clinical_r2": 0.6,
-    "composition_concentration": 4.0,
-    "fraction_40x": 0.33,
-    "slide_size_um": [2600, 1900],
-    "mixing_scale_um": [40, 400],
-    "pen_fraction": 0.2,
-    "blur_fraction": 0.2,
-    "render_um_per_px": 1.0,
-    "truth_um_per_px": 8,
-    "jpeg_quality": 80,
-    "heterogeneity_traits": ["MKI67", "PTPRC"],
-    "heterogeneity_tile_um": 271.0,
-    "heterogeneity_trait_threshold": 0.25,
-    "heterogeneity_log_hr": 6.0,
-    "st_slides": 12,
-    "st_rois_per_slide": [6, 10],
-    "st_null_probes": 8,
-}
-
 # Keys whose change alters slide pixels or truth maps (the rest only alter tables).
 SLIDE_KEYS = ("seed", "out_dir", "patients", "two_slide_fraction", "composition_concentration", "fraction_40x",
               "slide_size_um", "mixing_scale_um", "pen_fraction", "blur_fraction", "render_um_per_px",
@@ -109,10 +76,10 @@ PANELS = {"full": FULL_PANEL, "compact": COMPACT_PANEL}
 
 
 def settings(demo_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``demo:`` config merged over :data:`DEFAULTS` and checked."""
-    cfg = copy.deepcopy(DEFAULTS)
-    for key, value in (demo_cfg or {}).items():
-        cfg[key] = copy.deepcopy(value)
+    """The ``demo:`` config completed with the schema's defaults and checked."""
+    from ..settings import section
+
+    cfg = section("demo", demo_cfg)
     if cfg["gene_panel"] not in PANELS:
         raise ConfigError(f"config key 'demo.gene_panel': {cfg['gene_panel']!r} is not one of {sorted(PANELS)}")
     panel = PANELS[cfg["gene_panel"]]

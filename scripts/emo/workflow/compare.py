@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 # Store attributes that describe how a store was made, not what it holds.
-PROVENANCE_ATTRS = ("created", "code_version", "emo_version", "params")
+PROVENANCE_ATTRS = ("created", "code_version", "emo_version", "params", "tile_store_sha256")
 SKIPPED_SUFFIXES = (".json", ".pt", ".log")
 
 
