@@ -68,7 +68,7 @@ def _value_bytes(value) -> bytes:
         return value.encode()
     array = np.asarray(value)
     if array.dtype.kind == "O":
-        return "\0".join(x.decode() if isinstance(x, bytes) else str(x) for x in array.ravel()).encode()
+        return "\0".join(str(x) for x in array.ravel()).encode()
     return np.ascontiguousarray(array).tobytes()
 
 
