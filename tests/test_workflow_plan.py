@@ -79,7 +79,7 @@ def test_genes_come_from_the_reference_matrix(workspace, tmp_path):
     config["cohorts"]["TCGA"]["expression"] = str(tmp_path / "missing.tsv")
     config["demo"]["enabled"] = False
     with pytest.raises(InputTableError, match="missing.tsv"):
-        plan(config)
+        plan(config).gene_chunks
 
 
 def test_heterogeneity_traits_are_checked(workspace):
@@ -90,7 +90,26 @@ def test_heterogeneity_traits_are_checked(workspace):
     config["heterogeneity"]["traits"] = ["MKI67", "PTPRC"]
     config["heterogeneity"]["ensemble_size"] = 9
     with pytest.raises(ConfigError, match="ensemble_size must not exceed"):
-        plan(config)
+        plan(config).heterogeneity_traits
     config["heterogeneity"]["ensemble_size"] = 3
     config["heterogeneity"]["enabled"] = False
     assert plan(config).heterogeneity_traits == []
+
+
+def test_stage_checks_run_only_for_the_stage_that_reads_them(workspace, tmp_path):
+    """A workflow holding only some stage files (a user's own Snakefile, the stage tests)
+    is not refused for a stage it does not contain; the stage itself still refuses."""
+    config = yaml.safe_load(yaml.safe_dump(workspace))
+    config["demo"]["enabled"] = False
+    matrix = tmp_path / "expr.tsv"
+    pd.DataFrame({"gene": ["A", "B"], "P1": [1.0, 2.0]}).to_csv(matrix, sep="\t", index=False)
+    config["cohorts"]["TCGA"]["expression"] = str(matrix)
+    clinical = tmp_path / "clinical.tsv"
+    pd.DataFrame({"patient": ["P1"], "er": ["positive"]}).to_csv(clinical, sep="\t", index=False)
+    config["clinical"] = str(clinical)
+    config["heterogeneity"]["traits"] = None
+    result = plan(config)  # neither check runs here
+    with pytest.raises(ConfigError, match="heterogeneity.traits: no traits given"):
+        result.heterogeneity_traits
+    with pytest.raises(InputTableError, match=r"clinical.tsv .*lacks column\(s\) her2, pam50, pr"):
+        result.check_statistics_clinical()

@@ -10,8 +10,10 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The library lives in scripts/emo; make it importable while the DAG is built.
-SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
+# The library lives in scripts/emo; make it importable while the DAG is built. Found from
+# this file's location (workflow/rules/), so a user's own Snakefile elsewhere that
+# includes the rule files still finds it.
+SCRIPTS_DIR = Path(workflow.current_basedir).parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS_DIR))
 
 from emo.workflow.code_versions import script_code_version  # noqa: E402

@@ -6,6 +6,7 @@
 
 from emo.stats import settings as _statistics_settings
 
+PLAN.check_statistics_clinical()  # before any job: the clinical columns these rules use
 STATS = _statistics_settings(config["statistics"])  # pam50.genes: null -> the PAM50 genes
 STATS_DIR = "results/statistics/{encoder}"
 STATS_OUT = "results/statistics/{encoder,[^/]+}"  # outputs: encoder is one path component
@@ -29,7 +30,7 @@ rule gene_statistics_validation:
         selected=f"{STATS_OUT}/selected_genes.tsv",
     params:
         statistics={"selection": STATS["selection"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_validation.py"),
     log:
         log_path("gene_statistics_validation", "encoder"),
     benchmark:
@@ -41,7 +42,7 @@ rule gene_statistics_validation:
         mem_mb=6000,
         runtime=30,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_validation.py")
 
 
 rule gene_statistics_validation_ridge:
@@ -52,7 +53,7 @@ rule gene_statistics_validation_ridge:
         selected=f"{STATS_OUT}/ridge/selected_genes.tsv",
     params:
         statistics={"selection": STATS["selection"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_validation.py"),
     log:
         log_path("gene_statistics_validation_ridge", "encoder"),
     benchmark:
@@ -64,7 +65,7 @@ rule gene_statistics_validation_ridge:
         mem_mb=6000,
         runtime=30,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_validation.py")
 
 
 rule gene_statistics_model_comparison:
@@ -75,7 +76,7 @@ rule gene_statistics_model_comparison:
         table=f"{STATS_OUT}/model_comparison.tsv",
     params:
         statistics={"selection": STATS["selection"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_model_comparison.py"),
     log:
         log_path("gene_statistics_model_comparison", "encoder"),
     benchmark:
@@ -87,7 +88,7 @@ rule gene_statistics_model_comparison:
         mem_mb=1000,
         runtime=10,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_model_comparison.py")
 
 
 rule gene_statistics_testing:
@@ -99,7 +100,7 @@ rule gene_statistics_testing:
         external=f"{STATS_OUT}/external.tsv",
     params:
         statistics={"test_alpha": STATS["test_alpha"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_testing.py"),
     log:
         log_path("gene_statistics_testing", "encoder"),
     benchmark:
@@ -111,7 +112,7 @@ rule gene_statistics_testing:
         mem_mb=4000,
         runtime=30,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_testing.py")
 
 
 rule gene_statistics_proliferation:
@@ -125,7 +126,7 @@ rule gene_statistics_proliferation:
         genes=f"{STATS_OUT}/proliferation_genes.tsv",
     params:
         statistics={"proliferation_genes": STATS["proliferation_genes"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_proliferation.py"),
     log:
         log_path("gene_statistics_proliferation", "encoder"),
     benchmark:
@@ -137,7 +138,7 @@ rule gene_statistics_proliferation:
         mem_mb=2000,
         runtime=15,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_proliferation.py")
 
 
 rule gene_statistics_markers:
@@ -150,7 +151,7 @@ rule gene_statistics_markers:
         tests=f"{STATS_OUT}/markers_tests.tsv",
     params:
         statistics={"markers": STATS["markers"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_markers.py"),
     log:
         log_path("gene_statistics_markers", "encoder"),
     benchmark:
@@ -162,7 +163,7 @@ rule gene_statistics_markers:
         mem_mb=2000,
         runtime=15,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_markers.py")
 
 
 rule gene_statistics_pam50:
@@ -174,7 +175,7 @@ rule gene_statistics_pam50:
         ari=f"{STATS_OUT}/pam50_clustering.tsv",
     params:
         statistics={"pam50": STATS["pam50"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_pam50.py"),
     log:
         log_path("gene_statistics_pam50", "encoder"),
     benchmark:
@@ -186,7 +187,7 @@ rule gene_statistics_pam50:
         mem_mb=2000,
         runtime=30,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_pam50.py")
 
 
 rule gene_statistics_er_models:
@@ -199,7 +200,7 @@ rule gene_statistics_er_models:
         summary=f"{STATS_OUT}/er_summary.tsv",
     params:
         statistics={"er_models": STATS["er_models"]},
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_er_models.py"),
     log:
         log_path("gene_statistics_er_models", "encoder"),
     benchmark:
@@ -211,7 +212,7 @@ rule gene_statistics_er_models:
         mem_mb=4000,
         runtime=30,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_er_models.py")
 
 
 _STATS_FIGURES = {
@@ -237,7 +238,7 @@ rule gene_statistics_figures:
            for key, (name, caption) in _STATS_FIGURES.items()},
     params:
         statistics=STATS,
-        code_version=script_version("gene_statistics.py"),
+        code_version=script_version("gene_statistics_figures.py"),
     log:
         log_path("gene_statistics_figures", "encoder"),
     benchmark:
@@ -249,6 +250,6 @@ rule gene_statistics_figures:
         mem_mb=4000,
         runtime=30,
     script:
-        script_path("gene_statistics.py")
+        script_path("gene_statistics_figures.py")
 
 

@@ -7,12 +7,16 @@ gene column, so a dry run shows what a real run will do, and the plan is unit-te
 without Snakemake.
 
 Checks that need only the config and the sheet run here too, so a bad config fails
-before any job starts, with the key at fault named.
+before any job starts, with the key at fault named. Checks of one stage's settings run
+when that stage's rule file reads them (``PLAN.gene_chunks``, ``PLAN.heterogeneity_traits``,
+``PLAN.check_statistics_clinical()``), so a workflow built from some of the stage files
+(a user's own Snakefile, the stage tests) checks only the stages it holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -51,9 +55,6 @@ class Plan:
     training_store_patients: pd.DataFrame
     training_store_cohorts: list[str]
     expression_paths: dict[str, str]
-    input_genes: list[str]
-    gene_chunks: list[str]
-    heterogeneity_traits: list[str]
     demo: dict = field(default_factory=dict)
 
     # ---------------------------------------------------------------- per sample
@@ -73,6 +74,26 @@ class Plan:
 
     def section(self, name: str) -> dict:
         return self.config[name]
+
+    # ---------------------------------------------------------------- gene models
+    @cached_property
+    def input_genes(self) -> list[str]:
+        """The genes the models are trained on (the reference matrix's gene column)."""
+        return _input_genes(self.config, self.reference_cohort, self.demo)
+
+    @cached_property
+    def gene_chunks(self) -> list[str]:
+        return chunk_ids(len(self.input_genes), self.config["expression"]["gene_chunk_size"])
+
+    # ---------------------------------------------------------------- stage checks
+    @cached_property
+    def heterogeneity_traits(self) -> list[str]:
+        """The heterogeneity stage's traits ([] when the stage is disabled), checked."""
+        return _heterogeneity_traits(self.config)
+
+    def check_statistics_clinical(self) -> None:
+        """An existing clinical table has the columns the statistics stage uses."""
+        _check_clinical(self.config)
 
     # ---------------------------------------------------------------- features
     def feature_weights(self, encoder: str) -> list[str]:
@@ -242,11 +263,9 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
         demo_design.check_sheet(demo, sheet, config["samples"])
     _check_stain(config)
     _check_spatial(config, sample_names)
-    _check_clinical(config)
     from ..encoders import get_spec
 
     get_spec(config["features"]["encoder"])  # an unknown encoder fails now, naming features.encoder
-    genes = _input_genes(config, reference, demo)
     return Plan(
         config=config,
         samples=sheet,
@@ -265,9 +284,6 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
         training_store_patients=training_patients,
         training_store_cohorts=sorted(set(training_patients["cohort"])),
         expression_paths={name: c["expression"] for name, c in config["cohorts"].items()},
-        input_genes=genes,
-        gene_chunks=chunk_ids(len(genes), config["expression"]["gene_chunk_size"]),
-        heterogeneity_traits=_heterogeneity_traits(config),
         demo=demo,
     )
 

@@ -1,0 +1,12 @@
+"""Entry script of rule gene_statistics_markers (library: emo.stats.clinical.run_markers)."""
+
+import emo.smk
+from emo.stats import settings
+from emo.stats.clinical import run_markers
+
+snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
+
+with emo.smk.rule_logging(snakemake.log[0]):
+    i, o = snakemake.input, snakemake.output
+    cfg, version = settings(snakemake.params.statistics), snakemake.params.code_version
+    run_markers(i.prepared, i.splits, i.predictions, i.clinical, i.scores, o.summary, o.tests, cfg, version)
