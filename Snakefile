@@ -9,6 +9,10 @@
 configfile: "config/config.yaml"
 
 
+# Landing page of `snakemake --report`; figures are registered per stage in the rule files.
+report: "workflow/report/workflow.rst"
+
+
 # Target-only rules run no code: never submit them to a cluster.
 localrules:
     all,

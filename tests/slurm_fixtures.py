@@ -15,7 +15,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import h5py
 import numpy as np
 import yaml
 
-from conftest import REPO_ROOT
+from workflow_runner import REPO_ROOT, snakemake  # noqa: F401  (re-exported for the Slurm tests)
 
 SMALL_CONFIG = "config/test/config.yaml"
 GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide")
@@ -84,21 +83,6 @@ def parse_jobs(text: str) -> list[PlannedJob]:
         elif key == "reason":
             current["reason"] = value
     return [PlannedJob(**j) for j in jobs]  # type: ignore[arg-type]
-
-
-def snakemake(workdir: Path, *args: str, snakefile: Path | None = None, env: dict | None = None,
-              timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake on ``snakefile`` (default: the repository's) in ``workdir``, bounded
-    by ``timeout -s KILL`` (a hung snakemake ignores SIGTERM while jobs are out)."""
-    exe = Path(sys.executable).parent / "snakemake"
-    cmd = ["timeout", "-s", "KILL", str(timeout), str(exe if exe.exists() else "snakemake"),
-           "-s", str(snakefile or REPO_ROOT / "Snakefile"), "-d", str(workdir), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env or dict(os.environ),
-                            timeout=timeout + 30)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}): {' '.join(cmd)}\n"
-                             f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-12000:]}")
-    return result
 
 
 def dry_run_jobs(workdir: Path, config: Path, *extra: str, snakefile: Path | None = None) -> list[PlannedJob]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from workflow_runner import REPO_ROOT
 
 ENCODER = "efficientnet_lite0"
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_workspace, run_snakemake
+from workflow_runner import make_workspace, snakemake
 
 
 def _job_counts(stdout: str) -> dict[str, int]:
@@ -19,7 +19,7 @@ def _job_counts(stdout: str) -> dict[str, int]:
 @pytest.mark.slow
 def test_demo_cohort_dag(tmp_path):
     config = make_workspace(tmp_path)
-    result = run_snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort")
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort")
     sheet = pd.read_csv(tmp_path / "config" / "test" / "samples.tsv", sep="\t")
     counts = _job_counts(result.stdout)
     assert counts["demo_slide"] == len(sheet)
@@ -33,7 +33,7 @@ def test_foreign_sample_in_demo_folder_fails_at_dag_build(tmp_path):
     row = sheet.iloc[0].copy()
     row["sample"], row["slide"] = "TCGA-999-A", "data/demo_test/slides/TCGA-999-A.svs"
     pd.concat([sheet, row.to_frame().T]).to_csv(sheet_path, sep="\t", index=False)
-    result = run_snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort", check=False)
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort", check=False)
     assert result.returncode != 0
     assert "TCGA-999-A" in result.stdout + result.stderr and "python -m emo.demo sheet" in result.stdout + result.stderr
 
@@ -43,6 +43,6 @@ def test_demo_cohort_not_in_cohorts_fails(tmp_path):
     data = yaml.safe_load(config.read_text())
     data["demo"]["patients"]["EXTRA"] = 3
     config.write_text(yaml.safe_dump(data))
-    result = run_snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort", check=False)
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort", check=False)
     assert result.returncode != 0
     assert "EXTRA" in result.stdout + result.stderr and "demo.patients" in result.stdout + result.stderr

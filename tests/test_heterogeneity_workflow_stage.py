@@ -4,8 +4,6 @@ planted HTI-survival link. Checks the outputs exist, are consistent and that the
 HTI and survival tables are byte-identical on a forced rerun."""
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -16,26 +14,9 @@ import yaml
 
 from emo import heterogeneity as het
 from heterogeneity_fixtures import simulate_survival, synthetic_cohort
+from workflow_runner import snakemake, stage_snakefile
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Only common.smk + heterogeneity.smk, so upstream files are plain inputs. The shim routes
-# Snakemake's generated script(...) call around a same-named helper in common.smk, if any.
-SNAKEFILE = f"""
-import sys
-sys.path.insert(0, "{REPO}/scripts")
-include: "{REPO}/workflow/rules/common.smk"
-from snakemake.script import script as _real_script
-_emo_script = globals().get("script")
-if _emo_script is not None and _emo_script is not _real_script:
-    def script(*args, **kwargs):
-        return _emo_script(*args) if len(args) == 1 and not kwargs else _real_script(*args, **kwargs)
-include: "{REPO}/workflow/rules/heterogeneity.smk"
-
-rule all:
-    input: heterogeneity_targets()
-    default_target: True
-"""
 
 ENCODER = "efficientnet_lite0"
 
@@ -80,19 +61,19 @@ def build_inputs(wd: Path):
                                "classifier": {"hidden": 0, "max_epochs": 5, "evals_per_epoch": 2},
                                "figure_slides": 4}
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
-    (wd / "Snakefile").write_text(SNAKEFILE)
+    # common.smk + heterogeneity.smk only, so the upstream files are plain inputs
+    stage_snakefile(wd, "heterogeneity.smk", targets="heterogeneity_targets()")
 
 
-def snakemake(wd: Path, *extra):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(wd / "Snakefile"), "-d", str(wd), "--configfile",
-           str(wd / "config.yaml"), "--cores", "2", "--quiet", "progress", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=wd)
+def run_stage(wd: Path, *extra):
+    return snakemake(wd, "--configfile", str(wd / "config.yaml"), "--cores", "2", "--quiet", "progress", *extra,
+                     snakefile=wd / "Snakefile", timeout=900, check=False)
 
 
 @pytest.mark.slow
 def test_heterogeneity_rules_run(tmp_path):
     build_inputs(tmp_path)
-    result = snakemake(tmp_path)
+    result = run_stage(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = tmp_path / "results" / "heterogeneity" / ENCODER
     hti = pd.read_csv(out / "hti.tsv", sep="\t")
@@ -112,6 +93,6 @@ def test_heterogeneity_rules_run(tmp_path):
         assert (tmp_path / "logs" / log).is_file()
     tables = [out / "hti.tsv", *sorted((out / "survival").glob("*.tsv"))]
     before = {p: p.read_bytes() for p in tables}
-    rerun = snakemake(tmp_path, "--forcerun", "heterogeneity_hti")  # trait tables: see unit tests
+    rerun = run_stage(tmp_path, "--forcerun", "heterogeneity_hti")  # trait tables: see unit tests
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert {p: p.read_bytes() for p in tables} == before

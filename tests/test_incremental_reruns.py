@@ -181,3 +181,47 @@ def test_library_change_reruns_rules_that_import_it(workspace, tmp_path, module,
     assert rule in by_rule, f"editing emo/{module} does not rerun {rule}:\n{describe(jobs)}"
     assert any("param" in j.reason.lower() for j in by_rule[rule]), describe(by_rule[rule])
     assert not set(untouched) & set(by_rule), f"editing emo/{module} reruns unrelated rules:\n{describe(jobs)}"
+
+
+def _work(jobs):
+    """Jobs that run code: `all` only collects targets (a localrule)."""
+    return [j for j in jobs if not j.local and j.rule != "all"]
+
+
+def _changed_params(jobs) -> set[str]:
+    """Rules scheduled because their own params (settings or code version) changed, as
+    opposed to jobs downstream of them (reason: updated input files)."""
+    return {j.rule for j in jobs if "param" in j.reason.lower()}
+
+
+def test_spatial_setting_reruns_exactly_the_rules_that_use_it(workspace):
+    """spatial.fdr reaches the spatial models and figures through their params; it used to
+    be read from the config inside the scripts, so editing it reran nothing."""
+    workdir, config_path = workspace
+    config = _config(config_path)
+    config["spatial"]["fdr"] = float(config["spatial"].get("fdr", 0.05)) / 2
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    jobs = _work(dry_run_jobs(workdir, config_path))
+    assert _changed_params(jobs) == {"spatial_models", "spatial_figures"}, describe(jobs)
+    # downstream of the models' table only (the overlays draw it); ROIs and their
+    # predictions are upstream and stay
+    others = [j for j in jobs if j.rule not in ("spatial_models", "spatial_figures", "spatial_overlay")]
+    assert not others, f"spatial.fdr reruns rules that do not use it:\n{describe(others)}"
+
+
+@pytest.mark.parametrize("module, expected", [
+    # lme.py is imported by the spatial library, so every spatial rule's script reaches it
+    ("lme.py", {"spatial_rois", "spatial_roi_predictions", "spatial_models", "spatial_figures",
+                "spatial_overlay"}),
+    # covariates.py: the ER+/ER- models and the survival model adjust for clinical covariates
+    ("covariates.py", {"gene_statistics_er_models", "heterogeneity_survival"}),
+])
+def test_library_change_reruns_exactly_its_importers(workspace, tmp_path, module, expected):
+    """The code version of each rule is its script's import closure: an edit reruns the
+    rules whose script reaches the module, by params, and no other rule by params."""
+    workdir, config_path = workspace
+    snakefile = repo_copy(tmp_path / "code")
+    source = tmp_path / "code" / "scripts" / "emo" / module
+    source.write_text(source.read_text() + "\n# a library edit\n")
+    jobs = _work(dry_run_jobs(workdir, config_path, snakefile=snakefile))
+    assert _changed_params(jobs) == expected, f"editing emo/{module}:\n{describe(jobs)}"

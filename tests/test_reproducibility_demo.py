@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from conftest import make_workspace, run_snakemake
+from workflow_runner import make_workspace, snakemake
 from slurm_fixtures import TEXT_SUFFIXES, output_difference
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ OUTPUT_DIRS = ("results", "data")
 def second_demo_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("small_demo_again")
     config = make_workspace(workdir)
-    run_snakemake(workdir, "--configfile", str(config), "--cores", "2")
+    snakemake(workdir, "--configfile", str(config), "--cores", "2", timeout=1500)
     return workdir
 
 

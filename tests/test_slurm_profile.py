@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, make_workspace
+from workflow_runner import REPO_ROOT, make_workspace
 from slurm_cluster import write_test_profile
 from slurm_fixtures import GPU_RULES, SMALL_CONFIG, dry_run_jobs, snakemake
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ import pytest
 import spatial_fixtures as sf
 from emo import spatial
 from emo.errors import InputTableError
+from workflow_runner import snakemake, stage_snakefile
 
 HAVE_R = shutil.which("Rscript") is not None
 
@@ -126,7 +126,7 @@ def _write_slide_image(path, width, height):
 
 
 @pytest.mark.slow
-def test_snakemake_spatial_rules(tmp_path, repo_root, snakemake_bin):
+def test_snakemake_spatial_rules(tmp_path):
     import yaml
 
     wd = tmp_path / "wd"
@@ -156,21 +156,18 @@ def test_snakemake_spatial_rules(tmp_path, repo_root, snakemake_bin):
             "backend": "python", "thumbnail_px": 400},
     }
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
-    # A workflow of common.smk + this stage's rule file only (other stages are exercised by the
-    # full-workflow tests); the symlinked tree keeps the repository's relative layout.
-    tree = tmp_path / "workflow_tree"
-    tree.mkdir()
-    for name in ("scripts", "workflow", "envs"):
-        (tree / name).symlink_to(repo_root / name)
-    (tree / "Snakefile").write_text('include: "workflow/rules/common.smk"\n'
-                                    'include: "workflow/rules/spatial_validation.smk"\n')
-    cmd = ["timeout", "-s", "KILL", "600", snakemake_bin, "-s", str(tree / "Snakefile"), "-d", str(wd),
-           "--configfile", str(wd / "config.yaml"), "--cores", "1", "--rerun-triggers", "mtime"]
-    targets = ["--", "results/spatial/efficientnet_lite0/probes.tsv",
+    # common.smk + this stage's rule file only (other stages are exercised by the
+    # full-workflow tests)
+    targets = ["results/spatial/efficientnet_lite0/probes.tsv",
                "results/spatial/efficientnet_lite0/figures/padj.png",
                f"results/spatial/efficientnet_lite0/overlays/{study['samples'][0]}.png"]
-    out = subprocess.run(cmd + targets, capture_output=True, text=True, env={"OMP_NUM_THREADS": "1",
-                                                                               **__import__("os").environ})
+    snakefile = stage_snakefile(tmp_path, "spatial_validation.smk")
+
+    def run(*extra):
+        return snakemake(wd, "--configfile", str(wd / "config.yaml"), "--cores", "1", "--rerun-triggers", "mtime",
+                         *extra, "--", *targets, snakefile=snakefile, check=False)
+
+    out = run()
     assert out.returncode == 0, out.stderr[-4000:]
     res = wd / "results" / "spatial" / "efficientnet_lite0"
     probes = pd.read_csv(res / "probes.tsv", sep="\t")
@@ -183,19 +180,19 @@ def test_snakemake_spatial_rules(tmp_path, repo_root, snakemake_bin):
         assert (res / name).stat().st_size > 0
     assert (res / "overlays" / f"{study['samples'][0]}.png").stat().st_size > 5000
     # a second run has nothing to do (byte-identical reruns are checked at library level)
-    dry = subprocess.run(cmd + ["-n"] + targets, capture_output=True, text=True)
+    dry = run("-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr
     # an ROI outside its slide fails with a clear message naming slide and ROI
     rois = pd.read_csv(wd / "rois.tsv", sep="\t", dtype=str, keep_default_na=False)
     rois.loc[0, ["shape", "units", "x", "y", "width", "height"]] = ["rect", "px", "1500", "0", "400", "100"]
     rois.to_csv(wd / "rois.tsv", sep="\t", index=False)
-    bad = subprocess.run(cmd + targets, capture_output=True, text=True)
+    bad = run()
     assert bad.returncode != 0
     sample, roi = rois.loc[0, "sample"], rois.loc[0, "roi"]
     assert f"slide '{sample}', ROI '{roi}'" in bad.stdout + bad.stderr
     # genes named in the spatial config but not predicted per tile: error when the DAG is built
     config["predictions"] = {"tile_genes": ["CD8A", "KRT18"]}
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
-    early = subprocess.run(cmd + ["-n"] + targets, capture_output=True, text=True)
+    early = run("-n")
     assert early.returncode != 0 and "'predictions.tile_genes' lacks" in early.stdout + early.stderr
     assert "KRT19" in early.stdout + early.stderr

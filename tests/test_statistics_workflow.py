@@ -3,13 +3,13 @@ statistics-only config change reruns only statistics rules (slow: ~1-2 min)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from statistics_fixtures import make_inputs
+from workflow_runner import snakemake
 
 STAT_RULES = ["gene_statistics_validation", "gene_statistics_validation_ridge", "gene_statistics_model_comparison",
               "gene_statistics_testing", "gene_statistics_proliferation", "gene_statistics_markers",
@@ -53,11 +53,9 @@ spatial: {{enabled: false}}
         "er_summary.tsv", "proliferation.tsv", "figures/validation_histograms.png")]
 
 
-def _snakemake(snakemake_bin, repo_root, wd, targets, *extra):
-    cmd = ["timeout", "-s", "KILL", "600", snakemake_bin, "-s", str(repo_root / "Snakefile"), "-d", str(wd),
-           "--configfile", str(wd / "config.yaml"), "--cores", "2", "--allowed-rules", *STAT_RULES, *extra,
-           "--", *targets]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=wd)
+def _snakemake(wd, targets, *extra):
+    return snakemake(wd, "--configfile", str(wd / "config.yaml"), "--cores", "2", "--allowed-rules", *STAT_RULES,
+                     *extra, "--", *targets, check=False)
 
 
 def _jobs(stdout: str) -> set[str]:
@@ -73,10 +71,10 @@ def _jobs(stdout: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_statistics_rules_run_and_rerun_minimally(tmp_path, repo_root, snakemake_bin):
+def test_statistics_rules_run_and_rerun_minimally(tmp_path):
     statistics = "statistics:\n  pam50: {n_permutations: 50, n_bootstrap: 50}\n  figures: {top_n: 6}\n"
     targets = _write_workdir(tmp_path, statistics)
-    run = _snakemake(snakemake_bin, repo_root, tmp_path, targets)
+    run = _snakemake(tmp_path, targets)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     for target in targets:
         assert (tmp_path / target).stat().st_size > 0, target
@@ -85,12 +83,12 @@ def test_statistics_rules_run_and_rerun_minimally(tmp_path, repo_root, snakemake
     # A figure-only key reruns only the figures rule; a selection key reruns selection
     # and what depends on it, never an upstream stage.
     (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("top_n: 6", "top_n: 5"))
-    dry = _snakemake(snakemake_bin, repo_root, tmp_path, targets, "-n", "--quiet", "rules")
+    dry = _snakemake(tmp_path, targets, "-n", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert _jobs(dry.stdout) == {"gene_statistics_figures"}
     (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace(
         "statistics:\n", "statistics:\n  selection: {min_r2: 0.3}\n"))
-    dry = _snakemake(snakemake_bin, repo_root, tmp_path, targets, "-n", "--quiet", "rules")
+    dry = _snakemake(tmp_path, targets, "-n", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-3000:]
     rerun = _jobs(dry.stdout)
     assert {"gene_statistics_validation", "gene_statistics_validation_ridge", "gene_statistics_testing",

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import REPO_ROOT, make_workspace, run_snakemake
+from workflow_runner import REPO_ROOT, make_workspace, snakemake
 
 # Rules that only collect targets and run no code (no log by design).
 TARGET_ONLY_RULES = {"all", "demo_cohort"}
 
 
 def _all_rules(workdir: Path, config: Path) -> list[str]:
-    result = run_snakemake(workdir, "--configfile", str(config), "--list-rules")
+    result = snakemake(workdir, "--configfile", str(config), "--list-rules")
     return sorted(line.split()[0] for line in result.stdout.splitlines() if line.strip())
 
 
@@ -56,14 +55,29 @@ def test_stores_for_every_sample(small_demo_run):
 @pytest.mark.slow
 def test_report_builds(small_demo_run):
     config = small_demo_run / "config" / "test" / "config.yaml"
-    run_snakemake(small_demo_run, "--configfile", str(config), "--report", "report.html")
+    snakemake(small_demo_run, "--configfile", str(config), "--report", "report.html", timeout=1200)
     html = (small_demo_run / "report.html").read_text(errors="replace")
     assert len(html) > 10_000
     assert "<html" in html.lower()
+    # the landing page (workflow/report/workflow.rst) and one category per stage
+    assert "validates the predictions statistically" in html
+    for category in ("Gene statistics", "Spatial validation", "Heterogeneity"):
+        assert category in html, category
 
 
 def test_lint_is_clean(tmp_path):
     config = make_workspace(tmp_path)
-    result = run_snakemake(tmp_path, "--configfile", str(config), "--lint", check=False)
+    result = snakemake(tmp_path, "--configfile", str(config), "--lint", check=False)
     lints = re.findall(r"Lints for (rule \w+|snakefile .*)", result.stdout + result.stderr)
     assert result.returncode == 0 and not lints, result.stdout[-5000:] + result.stderr[-5000:]
+
+
+def test_list_rules_lists_each_rule_once(tmp_path):
+    """One rule per stage step: per-slide stages are one wildcard rule each (copies per
+    slide batch exist only with slide_batches > 0, a local-only option)."""
+    config = make_workspace(tmp_path)
+    assert yaml.safe_load(config.read_text())["slide_batches"] == 0
+    rules = _all_rules(tmp_path, config)
+    assert len(rules) == len(set(rules)) >= 30, rules
+    for stage in ("demo_slide", "tile_slide", "extract_features", "predict_slide"):
+        assert [r for r in rules if r.startswith(stage)] == [stage], rules

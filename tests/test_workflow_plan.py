@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_workspace
+from workflow_runner import make_workspace
 from emo.errors import ConfigError, InputTableError
 from emo.workflow.plan import plan
 

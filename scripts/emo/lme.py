@@ -311,12 +311,3 @@ def benjamini_hochberg(p) -> np.ndarray:
     from .stats.core import bh_adjust
 
     return bh_adjust(p)
-    values = p[ok]
-    m = len(values)
-    order = np.argsort(values, kind="mergesort")[::-1]
-    ranks = np.arange(m, 0, -1)
-    adjusted = np.minimum.accumulate(values[order] * m / ranks)
-    result = np.empty(m)
-    result[order] = np.minimum(adjusted, 1.0)
-    out[ok] = result
-    return out

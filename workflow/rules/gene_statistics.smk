@@ -22,197 +22,68 @@ STATS_ENV = "../../envs/stats.yaml"
 include: "gene_statistics_functions.smk"
 
 
-rule gene_statistics_validation:
-    input:
-        **STATS_INPUTS,
-    output:
-        validation=f"{STATS_OUT}/validation.tsv",
-        selected=f"{STATS_OUT}/selected_genes.tsv",
-    params:
-        statistics={"selection": STATS["selection"]},
-        code_version=script_version("gene_statistics_validation.py"),
-    log:
-        log_path("gene_statistics_validation", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_validation", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=30,
-    script:
-        script_path("gene_statistics_validation.py")
+# The table rules differ only in inputs, outputs, the settings they read and their size,
+# so one rule body serves them: name -> entry script, inputs, outputs (under STATS_OUT),
+# the statistics settings passed as params, memory (MB) and runtime (minutes).
+_CLINICAL = {"clinical": STATS_CLINICAL or []}
+_STATS_TABLES = {
+    "validation": ("gene_statistics_validation.py", STATS_INPUTS,
+                   {"validation": "validation.tsv", "selected": "selected_genes.tsv"},
+                   {"selection": STATS["selection"]}, 6000, 30),
+    # the same statistics on the ridge baseline's predictions, for the model comparison
+    "validation_ridge": ("gene_statistics_validation.py",
+                         {**STATS_INPUTS, "predictions": "results/predictions/{encoder}/patients_ridge.tsv"},
+                         {"validation": "ridge/validation.tsv", "selected": "ridge/selected_genes.tsv"},
+                         {"selection": STATS["selection"]}, 6000, 30),
+    "model_comparison": ("gene_statistics_model_comparison.py",
+                         {"emo": f"{STATS_DIR}/validation.tsv", "ridge": f"{STATS_DIR}/ridge/validation.tsv"},
+                         {"table": "model_comparison.tsv"}, {"selection": STATS["selection"]}, 1000, 10),
+    "testing": ("gene_statistics_testing.py", {**STATS_INPUTS, "selected": f"{STATS_DIR}/selected_genes.tsv"},
+                {"test": "test.tsv", "external": "external.tsv"}, {"test_alpha": STATS["test_alpha"]}, 4000, 30),
+    "proliferation": ("gene_statistics_proliferation.py",
+                      {**STATS_INPUTS, **_CLINICAL, "validation": f"{STATS_DIR}/validation.tsv"},
+                      {"scores": "proliferation_scores.tsv", "table": "proliferation.tsv",
+                       "genes": "proliferation_genes.tsv"},
+                      {"proliferation_genes": STATS["proliferation_genes"]}, 2000, 15),
+    "markers": ("gene_statistics_markers.py",
+                {**STATS_INPUTS, **_CLINICAL, "scores": f"{STATS_DIR}/proliferation_scores.tsv"},
+                {"summary": "markers_summary.tsv", "tests": "markers_tests.tsv"},
+                {"markers": STATS["markers"]}, 2000, 15),
+    "pam50": ("gene_statistics_pam50.py", {**STATS_INPUTS, **_CLINICAL},
+              {"clusters": "pam50_clusters.tsv", "ari": "pam50_clustering.tsv"}, {"pam50": STATS["pam50"]}, 2000, 30),
+    "er_models": ("gene_statistics_er_models.py",
+                  {**STATS_INPUTS, **_CLINICAL, "selected": f"{STATS_DIR}/selected_genes.tsv"},
+                  {"models": "er_models.tsv", "summary": "er_summary.tsv"}, {"er_models": STATS["er_models"]},
+                  4000, 30),
+}
 
+for _table, (_script, _inputs, _outputs, _settings, _mem_mb, _runtime) in _STATS_TABLES.items():
 
-rule gene_statistics_validation_ridge:
-    input:
-        **{**STATS_INPUTS, "predictions": "results/predictions/{encoder}/patients_ridge.tsv"},
-    output:
-        validation=f"{STATS_OUT}/ridge/validation.tsv",
-        selected=f"{STATS_OUT}/ridge/selected_genes.tsv",
-    params:
-        statistics={"selection": STATS["selection"]},
-        code_version=script_version("gene_statistics_validation.py"),
-    log:
-        log_path("gene_statistics_validation_ridge", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_validation_ridge", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=30,
-    script:
-        script_path("gene_statistics_validation.py")
-
-
-rule gene_statistics_model_comparison:
-    input:
-        emo=f"{STATS_DIR}/validation.tsv",
-        ridge=f"{STATS_DIR}/ridge/validation.tsv",
-    output:
-        table=f"{STATS_OUT}/model_comparison.tsv",
-    params:
-        statistics={"selection": STATS["selection"]},
-        code_version=script_version("gene_statistics_model_comparison.py"),
-    log:
-        log_path("gene_statistics_model_comparison", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_model_comparison", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    script:
-        script_path("gene_statistics_model_comparison.py")
-
-
-rule gene_statistics_testing:
-    input:
-        **STATS_INPUTS,
-        selected=f"{STATS_DIR}/selected_genes.tsv",
-    output:
-        test=f"{STATS_OUT}/test.tsv",
-        external=f"{STATS_OUT}/external.tsv",
-    params:
-        statistics={"test_alpha": STATS["test_alpha"]},
-        code_version=script_version("gene_statistics_testing.py"),
-    log:
-        log_path("gene_statistics_testing", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_testing", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    script:
-        script_path("gene_statistics_testing.py")
-
-
-rule gene_statistics_proliferation:
-    input:
-        **STATS_INPUTS,
-        clinical=STATS_CLINICAL or [],
-        validation=f"{STATS_DIR}/validation.tsv",
-    output:
-        scores=f"{STATS_OUT}/proliferation_scores.tsv",
-        table=f"{STATS_OUT}/proliferation.tsv",
-        genes=f"{STATS_OUT}/proliferation_genes.tsv",
-    params:
-        statistics={"proliferation_genes": STATS["proliferation_genes"]},
-        code_version=script_version("gene_statistics_proliferation.py"),
-    log:
-        log_path("gene_statistics_proliferation", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_proliferation", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    script:
-        script_path("gene_statistics_proliferation.py")
-
-
-rule gene_statistics_markers:
-    input:
-        **STATS_INPUTS,
-        clinical=STATS_CLINICAL or [],
-        scores=f"{STATS_DIR}/proliferation_scores.tsv",
-    output:
-        summary=f"{STATS_OUT}/markers_summary.tsv",
-        tests=f"{STATS_OUT}/markers_tests.tsv",
-    params:
-        statistics={"markers": STATS["markers"]},
-        code_version=script_version("gene_statistics_markers.py"),
-    log:
-        log_path("gene_statistics_markers", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_markers", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    script:
-        script_path("gene_statistics_markers.py")
-
-
-rule gene_statistics_pam50:
-    input:
-        **STATS_INPUTS,
-        clinical=STATS_CLINICAL or [],
-    output:
-        clusters=f"{STATS_OUT}/pam50_clusters.tsv",
-        ari=f"{STATS_OUT}/pam50_clustering.tsv",
-    params:
-        statistics={"pam50": STATS["pam50"]},
-        code_version=script_version("gene_statistics_pam50.py"),
-    log:
-        log_path("gene_statistics_pam50", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_pam50", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    script:
-        script_path("gene_statistics_pam50.py")
-
-
-rule gene_statistics_er_models:
-    input:
-        **STATS_INPUTS,
-        clinical=STATS_CLINICAL or [],
-        selected=f"{STATS_DIR}/selected_genes.tsv",
-    output:
-        models=f"{STATS_OUT}/er_models.tsv",
-        summary=f"{STATS_OUT}/er_summary.tsv",
-    params:
-        statistics={"er_models": STATS["er_models"]},
-        code_version=script_version("gene_statistics_er_models.py"),
-    log:
-        log_path("gene_statistics_er_models", "encoder"),
-    benchmark:
-        benchmark_path("gene_statistics_er_models", "encoder")
-    conda:
-        STATS_ENV
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    script:
-        script_path("gene_statistics_er_models.py")
+    rule:
+        name:
+            f"gene_statistics_{_table}"
+        input:
+            **_inputs,
+        output:
+            **{key: f"{STATS_OUT}/{name}" for key, name in _outputs.items()},
+        params:
+            statistics=_settings,
+            script=_script,
+            code_version=script_version(_script),
+        log:
+            log_path(f"gene_statistics_{_table}", "encoder"),
+        benchmark:
+            benchmark_path(f"gene_statistics_{_table}", "encoder")
+        conda:
+            STATS_ENV
+        threads: 1
+        resources:
+            mem_mb=_mem_mb,
+            runtime=_runtime,
+        # formatted with this job's params when it runs (a loop variable here would be
+        # read at run time, when it holds the last table's value)
+        script:
+            script_path("{params.script}")
 
 
 _STATS_FIGURES = {
