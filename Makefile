@@ -8,18 +8,23 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.emo-installed
 
-.PHONY: demo test test-fast setup system-deps venv lint report dag clean-demo benchmarks docs
+.PHONY: demo test test-unit test-fast setup system-deps venv lint report dag clean-demo benchmarks docs
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "demo done: results/ (stores, tables, figures); 'make report' builds report.html"
 	@echo "checking what the pipeline recovered of the demo's planted truth:"
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_demo_acceptance.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/workflow/test_demo_acceptance.py
 
 test: setup
 	$(BIN)/python -m pytest -v --durations=25
 
-# Unit tests only (skips the slow end-to-end, Slurm and R tests).
+# Library tests only (tests/unit: no Snakemake run, minutes); tests/workflow runs the
+# workflow (stage runs, the small demo, incremental reruns, Slurm).
+test-unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+# Everything but the slow end-to-end, Slurm and R tests.
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 

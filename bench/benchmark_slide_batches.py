@@ -5,7 +5,7 @@ Renders the small demo's 49 slides (config/test) once (untimed), then times
 ``snakemake`` building their tile and feature stores twice from scratch in one workspace: with ``slide_batches: 0`` (one
 job per slide and stage, the baseline) and with ``slide_batches: B``. Prints wall and
 CPU seconds (Snakemake and all its jobs) and the ratio. The outputs of both runs are
-the same files with the same contents (tests/test_slide_batches.py).
+the same files with the same contents (tests/workflow/test_slide_batches.py).
 
     python bench/benchmark_slide_batches.py                  # 6 batches (~8 slides each), 2 cores
     python bench/benchmark_slide_batches.py --batches 12 --cores 4

@@ -1,4 +1,6 @@
-"""Shared test fixtures. Stage-specific fixtures live in tests/<stage>_fixtures.py."""
+"""Shared test fixtures. Library tests are in tests/unit, tests that run or parse the
+workflow in tests/workflow; helpers (tests/workflow_runner.py, tests/<stage>_fixtures.py)
+sit here, importable from both."""
 
 from __future__ import annotations
 

@@ -24,6 +24,13 @@ from emo.workflow.plan import plan, split_records  # noqa: E402
 PLAN = plan(config)
 config.update(PLAN.config)
 
+# Wildcards shared by the stages: a sample name (as the sample sheet allows) and an
+# encoder are one path component; rules narrow them further where they can.
+wildcard_constraints:
+    sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    encoder=r"[^/]+",
+
+
 SAMPLES = PLAN.samples
 SAMPLE_NAMES = PLAN.sample_names
 ENCODER = PLAN.encoder

@@ -27,7 +27,6 @@ for _rule, _samples in per_slide_units("extract_features"):
             features=unit_paths("results/features/{{encoder}}/{sample}.h5", _samples),
         wildcard_constraints:
             encoder="|".join(encoder_names()),
-            sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
         log:
             unit_log("extract_features", _samples, "encoder"),
         benchmark:

@@ -27,8 +27,6 @@ for _rule, _samples in per_slide_units("predict_slide"):
             ridge="results/models/{encoder}/ridge.h5",
         output:
             predictions=unit_paths("results/predictions/{{encoder}}/slides/{sample}.h5", _samples),
-        wildcard_constraints:
-            sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
         log:
             unit_log("predict_slide", _samples, "encoder"),
         benchmark:

@@ -35,9 +35,6 @@ rule spatial_roi_predictions:
         predictions="results/predictions/{encoder}/slides/{sample}.h5",
     output:
         table=f"{SPATIAL_DIR}/rois/{{sample}}.tsv",
-    wildcard_constraints:
-        encoder=r"[^/]+",
-        sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     log:
         log_path("spatial_roi_predictions", "encoder", "sample"),
     benchmark:
@@ -60,8 +57,6 @@ rule spatial_models:
         unpack(_spatial_model_inputs),
     output:
         **_spatial_model_outputs(),
-    wildcard_constraints:
-        encoder=r"[^/]+",
     log:
         log_path("spatial_models", "encoder"),
     benchmark:
@@ -92,8 +87,6 @@ rule spatial_figures:
                             caption="../report/spatial_coefficients.rst", category="Spatial validation"),
         spearman=report(f"{SPATIAL_DIR}/figures/spearman.png", caption="../report/spatial_spearman.rst",
                         category="Spatial validation"),
-    wildcard_constraints:
-        encoder=r"[^/]+",
     log:
         log_path("spatial_figures", "encoder"),
     benchmark:
@@ -121,9 +114,6 @@ rule spatial_overlay:
     output:
         png=report(f"{SPATIAL_DIR}/overlays/{{sample}}.png", caption="../report/spatial_overlay.rst",
                    category="Spatial validation", subcategory="ROI overlays"),
-    wildcard_constraints:
-        encoder=r"[^/]+",
-        sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     log:
         log_path("spatial_overlay", "encoder", "sample"),
     benchmark:

@@ -29,8 +29,6 @@ for _rule, _samples in per_slide_units("tile_slide"):
             unit_log("tile_slide", _samples),
         benchmark:
             unit_benchmark("tile_slide", _samples)
-        wildcard_constraints:
-            sample="[A-Za-z0-9][A-Za-z0-9._-]*",
         conda:
             "../../envs/slides.yaml"
         threads: 1

@@ -4,7 +4,7 @@ Every function works column-wise on (patients x genes) arrays so that 17,695 gen
 cost one pass; missing values (NaN, e.g. a gene not measured in an external cohort)
 are dropped pairwise per gene. Results match scipy.stats.spearmanr,
 sklearn.metrics.r2_score, statsmodels multipletests and sklearn's
-adjusted_rand_score (checked in tests/test_statistics_core.py).
+adjusted_rand_score (checked in tests/unit/test_statistics_core.py).
 """
 
 from __future__ import annotations

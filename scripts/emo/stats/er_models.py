@@ -5,7 +5,7 @@ counted, and genes significant in both with the same sign of the ER coefficient 
 "concordant").
 
 The OLS fit is vectorised over genes (one design matrix per evaluation set); it
-equals statsmodels OLS gene by gene (tests/test_statistics_er.py).
+equals statsmodels OLS gene by gene (tests/unit/test_statistics_tables.py).
 """
 
 from __future__ import annotations

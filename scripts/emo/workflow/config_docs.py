@@ -3,7 +3,7 @@ defaults and descriptions).
 
     python -m emo.workflow.config_docs > docs/configuration.md      (make docs)
 
-tests/test_workflow_settings.py fails when the committed page differs from this output.
+tests/unit/test_workflow_settings.py fails when the committed page differs from this output.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """profiles/slurm and profiles/default: settings, GPU routing, memory per retry attempt,
 coverage of every rule, and a dry run that shows where each job of the small demo goes
-(no Slurm needed; tests/test_slurm_cluster.py submits to a real one)."""
+(no Slurm needed; tests/workflow/test_slurm_cluster.py submits to a real one)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from emo.encoders import load_encoder
 from emo.provenance import file_sha256, hdf5_content_sha256
 from emo.stores.features import read_feature_store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TILING = {"tile_um": 64.0, "tile_px": 112, "min_sharpness": 0.0}
 
 

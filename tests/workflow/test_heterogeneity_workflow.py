@@ -7,7 +7,7 @@ import yaml
 
 from workflow_runner import snakemake
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "test" / "config.yaml"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tiling_fixtures import synthetic_slides
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from emo.demo import design
 from emo.errors import ConfigError
 from emo.sheets import load_sample_sheet
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("config_path", ["config/config.yaml", "config/test/config.yaml"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from emo.workflow.code_versions import import_closure, script_code_version
 from workflow_runner import make_workspace, parsed_rules
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _library(root: Path) -> Path:

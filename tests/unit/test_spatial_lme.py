@@ -18,7 +18,7 @@ import pytest
 from emo import lme
 from emo.errors import ConfigError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 HAVE_R = shutil.which("Rscript") is not None
 
 R_REFERENCE = r"""

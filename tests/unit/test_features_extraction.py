@@ -23,7 +23,7 @@ from emo.provenance import file_sha256, hdf5_content_sha256
 from emo.stores.features import read_feature_store
 from features_fixtures import ArrayTiles, SlowTiles, make_tile_store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROOT_ATTRS = {"sample", "encoder", "feature_dim", "weights_path", "weights_sha256", "input_px", "tile_store_sha256",
               "tiling_params", "stain_normalisation", "code_version", "emo_version", "torch_version", "created",
               "device", "precision", "batch_size"}

@@ -12,7 +12,7 @@ from emo import settings
 from emo.errors import ConfigError
 from emo.workflow import config_docs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
 

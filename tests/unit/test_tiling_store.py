@@ -14,7 +14,7 @@ from emo.stores import tiles as tile_store
 from emo.provenance import file_sha256
 from tiling_fixtures import TEST_PARAMS, synthetic_slides
 
-REFERENCE = str(Path(__file__).resolve().parents[1] / "resources" / "macenko_reference.json")
+REFERENCE = str(Path(__file__).resolve().parents[2] / "resources" / "macenko_reference.json")
 
 
 def _write(path, key="x40", params=TEST_PARAMS, reference=None, mpp=None):

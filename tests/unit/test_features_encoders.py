@@ -17,7 +17,7 @@ from emo.features import Preprocess
 from emo.provenance import file_sha256
 from features_fixtures import ArrayTiles
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _batch(n: int, px: int, seed: int = 0) -> torch.Tensor:

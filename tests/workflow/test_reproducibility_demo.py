@@ -2,7 +2,7 @@
 identical stores, and every output records its code version and parameters.
 
 The first run is the session's local run (``small_demo_run``), the second a fresh
-local run in another directory. (tests/test_slurm_cluster.py checks that outputs
+local run in another directory. (tests/workflow/test_slurm_cluster.py checks that outputs
 recomputed on Slurm equal the local ones.)
 
 Allowed differences (docs/reproducibility.md): the HDF5 ``created`` attribute, and the

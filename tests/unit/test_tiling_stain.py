@@ -12,7 +12,7 @@ from emo.stores import tiles as tile_store
 from emo.errors import ConfigError
 from tiling_fixtures import HE_REF, TEST_PARAMS, he_concentrations, render, synthetic_slides
 
-REFERENCE = Path(__file__).resolve().parents[1] / "resources" / "macenko_reference.json"
+REFERENCE = Path(__file__).resolve().parents[2] / "resources" / "macenko_reference.json"
 # A different lab/scanner: Ruifrok's haematoxylin, a more purple eosin (unit OD columns).
 OTHER = np.array([[0.65, 0.35], [0.70, 0.85], [0.29, 0.40]])
 OTHER = OTHER / np.linalg.norm(OTHER, axis=0)

@@ -16,7 +16,7 @@ from emo import heterogeneity as het
 from heterogeneity_fixtures import simulate_survival, synthetic_cohort
 from workflow_runner import snakemake, stage_snakefile
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 ENCODER = "efficientnet_lite0"
 
