@@ -6,7 +6,12 @@
 # One rule file per stage, named for what it produces. Each rule file defines
 # `<stage>_targets()`; `all` collects them.
 
-configfile: "config/config.yaml"
+# The demo's config, unless config files are given on the command line: those then
+# replace it rather than merge into it, so a user's own config does not inherit the
+# demo's cohorts (README, "Running on your own cohort"). --config still overrides keys.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # Landing page of `snakemake --report`; figures are registered per stage in the rule files.

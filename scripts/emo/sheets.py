@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -83,6 +84,44 @@ def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
     if "split" not in sheet.columns:
         sheet["split"] = ""
     return sheet.set_index("sample", drop=False)
+
+
+def resolve_slide_paths(sheet: pd.DataFrame, sheet_path: str | Path, require_existing: bool,
+                        workdir: str | Path = ".") -> pd.DataFrame:
+    """The sheet with each relative ``slide`` path resolved: next to the sheet first (a
+    cohort folder holding its sheet and slides can be used from anywhere), else in the
+    working directory (where the workflow writes generated slides, e.g. the demo's).
+    Paths are kept relative to the working directory when they lie below it, so stores
+    and logs do not record the machine's absolute paths.
+
+    ``require_existing``: every slide must exist now (no rule of this run makes slides);
+    a missing one fails before any job starts, naming the sample and the paths tried."""
+    # abspath, not resolve: symlinked folders keep the names the user gave them
+    sheet_dir = Path(os.path.abspath(sheet_path)).parent
+    workdir = Path(os.path.abspath(workdir))
+    resolved, missing = [], []
+    for sample, slide in zip(sheet["sample"], sheet["slide"]):
+        path = Path(slide).expanduser()
+        tried = [path] if path.is_absolute() else [sheet_dir / path, workdir / path]
+        found = next((t for t in tried if t.exists()), None)
+        if found is None:
+            missing.append((sample, tried))
+            found = tried[-1]  # a slide this run generates: the working-directory path
+        found = Path(os.path.abspath(found))
+        try:
+            resolved.append(str(found.relative_to(workdir)))
+        except ValueError:
+            resolved.append(str(found))
+    if missing and require_existing:
+        lines = [f"  {sample}: " + " or ".join(str(t) for t in tried) for sample, tried in missing[:5]]
+        more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise SampleSheetError(
+            f"sample sheet {sheet_path}, column 'slide': {len(missing)} slide file(s) not found (relative paths are "
+            "looked up next to the sheet, then in the working directory):\n" + "\n".join(lines) + more
+            + "\nfix the paths in the sheet or remove those rows")
+    out = sheet.copy()
+    out["slide"] = resolved
+    return out
 
 
 def slide_batches(samples: Iterable[str], n_batches: int,

@@ -62,3 +62,28 @@ def test_patient_in_two_cohorts(tmp_path):
 def test_missing_sheet_names_config_key(tmp_path):
     with pytest.raises(SampleSheetError, match="config key 'samples'"):
         load_sample_sheet(tmp_path / "nope.tsv", ["A"])
+
+
+def test_relative_slide_paths_resolve_next_to_the_sheet_then_in_the_working_directory(tmp_path, monkeypatch):
+    from emo.errors import SampleSheetError
+    from emo.sheets import resolve_slide_paths
+
+    workdir, cohort = tmp_path / "run", tmp_path / "cohort"
+    (cohort / "slides").mkdir(parents=True)
+    (workdir / "data").mkdir(parents=True)
+    (cohort / "slides" / "S1.svs").write_bytes(b"x")
+    (workdir / "data" / "S2.svs").write_bytes(b"x")
+    sheet_path = cohort / "samples.tsv"
+    sheet_path.write_text("sample\tpatient\tcohort\tslide\nS1\tP1\tA\tslides/S1.svs\nS2\tP2\tA\tdata/S2.svs\n")
+    monkeypatch.chdir(workdir)
+    sheet = resolve_slide_paths(load_sample_sheet(sheet_path, ["A"]), sheet_path, require_existing=True)
+    # next to the sheet (outside the working directory: absolute); in the working directory: relative
+    assert sheet.loc["S1", "slide"] == str(cohort / "slides" / "S1.svs")
+    assert sheet.loc["S2", "slide"] == "data/S2.svs"
+    sheet_path.write_text(sheet_path.read_text() + "S3\tP3\tA\tslides/S3.svs\n")
+    with pytest.raises(SampleSheetError, match=r"1 slide file\(s\) not found[\s\S]*S3: .*cohort/slides/S3.svs or "
+                                               r".*run/slides/S3.svs"):
+        resolve_slide_paths(load_sample_sheet(sheet_path, ["A"]), sheet_path, require_existing=True)
+    # slides a rule of this run generates (the demo's) may be missing: working-directory path
+    generated = resolve_slide_paths(load_sample_sheet(sheet_path, ["A"]), sheet_path, require_existing=False)
+    assert generated.loc["S3", "slide"] == "slides/S3.svs"

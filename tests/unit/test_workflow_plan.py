@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
 from workflow_runner import make_workspace
-from emo.errors import ConfigError, InputTableError
+from emo.errors import ConfigError, InputTableError, SampleSheetError
 from emo.workflow.plan import plan
 
 
@@ -70,6 +71,15 @@ def test_unknown_nested_key_and_bad_value_are_named(workspace):
         plan(bad)
 
 
+def _existing_slides(config):
+    """Stand-in slide files, so the demo's sheet can be used with the demo off (slides then
+    have to exist when the DAG is built)."""
+    sheet = pd.read_csv(config["samples"], sep="\t", dtype=str)
+    for slide in sheet["slide"]:
+        Path(slide).parent.mkdir(parents=True, exist_ok=True)
+        Path(slide).touch()
+
+
 def test_genes_come_from_the_reference_matrix(workspace, tmp_path):
     matrix = tmp_path / "ref.tsv"
     pd.DataFrame({"gene": ["Z", "A", "M"], "P1": [1.0, 2.0, 3.0]}).to_csv(matrix, sep="\t", index=False)
@@ -78,6 +88,7 @@ def test_genes_come_from_the_reference_matrix(workspace, tmp_path):
     assert plan(config).input_genes == ["A", "M", "Z"]
     config["cohorts"]["TCGA"]["expression"] = str(tmp_path / "missing.tsv")
     config["demo"]["enabled"] = False
+    _existing_slides(config)
     with pytest.raises(InputTableError, match="missing.tsv"):
         plan(config).gene_chunks
 
@@ -101,6 +112,7 @@ def test_stage_checks_run_only_for_the_stage_that_reads_them(workspace, tmp_path
     is not refused for a stage it does not contain; the stage itself still refuses."""
     config = yaml.safe_load(yaml.safe_dump(workspace))
     config["demo"]["enabled"] = False
+    _existing_slides(config)
     matrix = tmp_path / "expr.tsv"
     pd.DataFrame({"gene": ["A", "B"], "P1": [1.0, 2.0]}).to_csv(matrix, sep="\t", index=False)
     config["cohorts"]["TCGA"]["expression"] = str(matrix)
@@ -113,3 +125,10 @@ def test_stage_checks_run_only_for_the_stage_that_reads_them(workspace, tmp_path
         result.heterogeneity_traits
     with pytest.raises(InputTableError, match=r"clinical.tsv .*lacks column\(s\) her2, pam50, pr"):
         result.check_statistics_clinical()
+
+
+def test_missing_slides_fail_when_the_demo_does_not_make_them(workspace):
+    config = yaml.safe_load(yaml.safe_dump(workspace))
+    config["demo"]["enabled"] = False
+    with pytest.raises(SampleSheetError, match=r"column 'slide': \d+ slide file\(s\) not found"):
+        plan(config)

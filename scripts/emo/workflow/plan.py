@@ -25,7 +25,7 @@ import pandas as pd
 from .. import settings as emo_settings
 from ..errors import ConfigError, InputTableError
 from ..expression import chunk_ids, read_gene_column, reference_cohort
-from ..sheets import load_sample_sheet, slide_batches
+from ..sheets import load_sample_sheet, resolve_slide_paths, slide_batches
 from ..splits import assign_splits, samples_in_splits
 
 # Bytes of one float32 tile-feature row times the copies training keeps (raw, standardised,
@@ -243,6 +243,8 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     config = emo_settings.load(config)
     if sheet is None:
         sheet = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
+        # slides exist up front unless the demo generator makes them in this run
+        sheet = resolve_slide_paths(sheet, config["samples"], require_existing=not config["demo"]["enabled"])
     sample_names = sorted(sheet.index)
     cohort_roles = {name: c["role"] for name, c in config["cohorts"].items()}
     seed = int(config["splits"]["seed"])
