@@ -32,6 +32,22 @@ def test_closure_follows_relative_lazy_and_parent_package_imports(tmp_path):
     assert names == ["__init__.py", "errors.py", "io.py", "lazy.py", "stats/__init__.py", "stats/core.py"]
 
 
+def test_closure_follows_a_package_init_that_re_exports_its_submodules(tmp_path):
+    """A package split into modules (as ``emo/spatial/``): its ``__init__`` re-exports
+    with ``from .sub import name`` and ``from . import sub``; the submodules import each
+    other and the parent package relatively. Every one of them is in the closure."""
+    lib = _library(tmp_path)
+    (lib / "pkg").mkdir()
+    (lib / "pkg" / "__init__.py").write_text("from . import figures\nfrom .models import run\n")
+    (lib / "pkg" / "figures.py").write_text("from .tables import load\n")
+    (lib / "pkg" / "models.py").write_text("from ..errors import E\n\ndef run():\n    from .. import lazy\n")
+    (lib / "pkg" / "tables.py").write_text("load = 1\n")
+    (tmp_path / "split.py").write_text("from emo import pkg\n")
+    names = [p.relative_to(lib).as_posix() for p in import_closure(tmp_path / "split.py", root=tmp_path)]
+    assert names == ["__init__.py", "errors.py", "lazy.py", "pkg/__init__.py", "pkg/figures.py", "pkg/models.py",
+                     "pkg/tables.py"]
+
+
 def test_version_changes_exactly_with_the_closure(tmp_path):
     lib = _library(tmp_path)
     entry, other = tmp_path / "entry.py", tmp_path / "other.py"
@@ -48,8 +64,10 @@ def test_version_changes_exactly_with_the_closure(tmp_path):
 
 def test_real_entry_scripts_reach_the_modules_they_use():
     closure = {p.relative_to(REPO / "scripts").as_posix() for p in import_closure(REPO / "scripts/spatial_models.py")}
-    # spatial_models uses lme and spatial, and spatial uses stats.core
-    assert {"emo/lme.py", "emo/stats/core.py", "emo/__init__.py"} <= closure
+    # spatial_models uses lme and spatial (a package: its __init__ re-exports every module)
+    spatial = {f"emo/spatial/{m}.py" for m in ("__init__", "settings", "geometry", "tables", "probes",
+                                                 "roi_predictions", "models", "figures")}
+    assert {"emo/lme.py", "emo/stats/core.py", "emo/__init__.py"} | spatial <= closure
     assert "emo/tiling.py" not in closure
 
 
