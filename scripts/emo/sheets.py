@@ -102,7 +102,7 @@ def resolve_slide_paths(sheet: pd.DataFrame, sheet_path: str | Path, require_exi
     resolved, missing = [], []
     for sample, slide in zip(sheet["sample"], sheet["slide"]):
         path = Path(slide).expanduser()
-        tried = [path] if path.is_absolute() else [sheet_dir / path, workdir / path]
+        tried = [path] if path.is_absolute() else list(dict.fromkeys([sheet_dir / path, workdir / path]))
         found = next((t for t in tried if t.exists()), None)
         if found is None:
             missing.append((sample, tried))

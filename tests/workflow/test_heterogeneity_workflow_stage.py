@@ -43,6 +43,10 @@ def build_inputs(wd: Path):
         h.create_dataset("patients", data=np.array(patients, dtype=object), dtype=h5py.string_dtype())
         h.create_dataset("genes", data=np.array(["A", "B"], dtype=object), dtype=h5py.string_dtype())
     sheet = sheet.assign(cohort="TCGA", slide=[f"slides/{s}.svs" for s in sheet["sample"]])
+    # slides must exist when the DAG is built; this stage reads only their feature stores
+    (wd / "slides").mkdir(exist_ok=True)
+    for slide in sheet["slide"]:
+        (wd / slide).touch()
     sheet.to_csv(wd / "samples.tsv", sep="\t", index=False)
     first = sheet.drop_duplicates("patient").set_index("patient")["sample"]
     true_hti = np.array([het.hti(truth[first[p]]) for p in patients])

@@ -29,6 +29,10 @@ def _write_workdir(wd: Path, statistics_yaml: str) -> list[str]:
     t = synth.split_table
     pd.DataFrame({"sample": t["patient"] + "-01", "patient": t["patient"], "cohort": t["cohort"],
                   "slide": "slides/" + t["patient"] + ".svs"}).to_csv(wd / "samples.tsv", sep="\t", index=False)
+    # slides must exist when the DAG is built; these rules read only the predictions
+    (wd / "slides").mkdir(exist_ok=True)
+    for patient in t["patient"]:
+        (wd / "slides" / f"{patient}.svs").touch()
     for cohort in ("TCGA", "ABIM"):   # other stages read the matrices when the DAG is built
         m = synth.measured[t.set_index("patient").loc[synth.measured.index, "cohort"] == cohort].T
         m.index.name = "gene"
