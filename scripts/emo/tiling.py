@@ -110,18 +110,40 @@ def sharpness(rgb: np.ndarray) -> float:
     return float(lap.var())
 
 
-def tile_qc(rgb: np.ndarray) -> tuple[float, float, float]:
-    """(sharpness, pen_fraction, background_fraction) of one output-resolution tile."""
+def tile_envelope(mask: np.ndarray, mask_downsample: float, x0: int, y0: int, size0: float,
+                  tile_px: int) -> np.ndarray:
+    """The tissue mask at the centres of a tile's output pixels (bool (tile_px, tile_px));
+    False outside the slide."""
+    centres = (np.arange(tile_px) + 0.5) * (size0 / tile_px)
+    rows = np.floor((y0 + centres) / mask_downsample).astype(np.int64)
+    cols = np.floor((x0 + centres) / mask_downsample).astype(np.int64)
+    h, w = mask.shape
+    inside = (rows[:, None] < h) & (cols[None, :] < w)
+    return mask[np.minimum(rows, h - 1)[:, None], np.minimum(cols, w - 1)[None, :]].astype(bool) & inside
+
+
+def tile_qc(rgb: np.ndarray, envelope: np.ndarray | None = None,
+            white_min_value: int = tissue_mod.DEFAULT_GLASS_VALUE - tissue_mod.GLASS_VALUE_TOLERANCE
+            ) -> tuple[float, float, float]:
+    """(sharpness, pen_fraction, background_fraction) of one output-resolution tile.
+
+    Background is glass: glass-coloured pixels outside the tissue ``envelope`` (the mask,
+    which holds fat and loose stroma; :func:`tile_envelope`). White inside it (fat
+    lumens, gaps between fibres) is tissue. ``envelope=None``: every white pixel counts."""
     pen = tissue_mod.pen_pixels(rgb)
-    background = tissue_mod.background_pixels(rgb)
-    return sharpness(rgb.astype(np.float32)), float(pen.mean()), float(background.mean())
+    glass = tissue_mod.white_pixels(rgb, white_min_value)
+    if envelope is not None:
+        glass &= ~envelope
+    return sharpness(rgb.astype(np.float32)), float(pen.mean()), float(glass.mean())
 
 
 def reject_reason(tissue_fraction: float, sharp: float, pen_fraction: float, background_fraction: float,
                   params: dict) -> str:
     """First failing check in the order background, pen, low_tissue, blur ("" = accepted).
 
-    Pen is checked before tissue because pen ink is removed from the tissue mask."""
+    ``background`` first: a tile that is mostly glass is that, whatever else fails.
+    Pen before tissue because pen ink is cut out of the tissue mask (a pen-covered tile
+    would otherwise read as low_tissue); blur last, so it names tiles that are tissue."""
     if background_fraction > params["max_background_fraction"]:
         return "background"
     if pen_fraction > params["max_pen_fraction"]:
@@ -153,11 +175,14 @@ def _grid_tissue_fraction(integral: np.ndarray, mask_ds: float, xs0: np.ndarray,
     def clip(v, hi):
         return np.clip(v, 0, hi)
 
-    r0 = clip(int(round(y0 / mask_ds)), h)
-    r1 = clip(max(int(round((y0 + size0) / mask_ds)), r0 + 1), h)
-    c0 = clip(np.rint(xs0 / mask_ds).astype(np.int64), w)
-    c1 = clip(np.maximum(np.rint((xs0 + size0) / mask_ds).astype(np.int64), c0 + 1), w)
+    r0 = int(round(y0 / mask_ds))
+    r1 = max(int(round((y0 + size0) / mask_ds)), r0 + 1)
+    c0 = np.rint(xs0 / mask_ds).astype(np.int64)
+    c1 = np.maximum(np.rint((xs0 + size0) / mask_ds).astype(np.int64), c0 + 1)
+    # the whole footprint is the denominator: the part of a last-row/column tile outside
+    # the slide holds no tissue
     area = np.maximum((r1 - r0) * (c1 - c0), 1)
+    r0, r1, c0, c1 = clip(r0, h), clip(r1, h), clip(c0, w), clip(c1, w)
     inside = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
     return inside / area
 
@@ -174,12 +199,13 @@ def tile_slide(info: SlideInfo, params: dict, stain_reference: stain_mod.StainPa
         except Exception as error:  # openslide decode errors surface here
             _raise_read_error(info, error)
         size0 = geom.tile_size0
-        nx = int(math.floor(info.level0_width / size0 + 1e-9))
-        ny = int(math.floor(info.level0_height / size0 + 1e-9))
+        # the last row/column may be partial: read_rgb pads outside the scan with white
+        nx = int(math.ceil(info.level0_width / size0 - 1e-9))
+        ny = int(math.ceil(info.level0_height / size0 - 1e-9))
         log.info("slide %s: %dx%d px, mpp %.4f (%s), tile %.1f level-0 px -> %d px from level %d "
-                 "(downsample %.3f, %d px), grid %dx%d, mask threshold %d", info.sample, info.level0_width,
-                 info.level0_height, info.mpp, info.mpp_source, size0, geom.tile_px, geom.read_level,
-                 geom.read_downsample, geom.read_px, nx, ny, mask.threshold)
+                 "(downsample %.3f, %d px), grid %dx%d, mask threshold %d, glass value %d", info.sample,
+                 info.level0_width, info.level0_height, info.mpp, info.mpp_source, size0, geom.tile_px,
+                 geom.read_level, geom.read_downsample, geom.read_px, nx, ny, mask.threshold, mask.glass_value)
         xs_all = np.rint(np.arange(nx) * size0).astype(np.int64)
         rng = np.random.default_rng(params["seed"])
         pixel_pick = rng.integers(0, geom.tile_px * geom.tile_px, size=STAIN_FIT_PIXELS_PER_TILE)
@@ -205,7 +231,8 @@ def tile_slide(info: SlideInfo, params: dict, stain_reference: stain_mod.StainPa
                     _raise_read_error(info, error)
                 n_reads += 1
                 for i, x0, tile in zip(run, xs, tiles):
-                    sharp, pen, background = tile_qc(tile)
+                    envelope = tile_envelope(mask.mask, mask.downsample, x0, y0, size0, geom.tile_px)
+                    sharp, pen, background = tile_qc(tile, envelope, mask.white_min_value)
                     reason = reject_reason(float(fractions[i]), sharp, pen, background, params)
                     if reason == "" and stain_reference is not None:
                         stain_pixels[len(rows["coords"])] = tile.reshape(-1, 3)[pixel_pick]
@@ -301,7 +328,8 @@ def build_store(result: TilingResult, code_version_value: str, slide_sha: str):
                     "patch_size_level0": float(geom.tile_size0),
                     "downsample": float(geom.tile_size0 / geom.tile_px)}
     mask_attrs = {"downsample": float(result.mask.downsample), "level": int(result.mask.level),
-                  "saturation_threshold": int(result.mask.threshold)}
+                  "saturation_threshold": int(result.mask.threshold), "glass_value": int(result.mask.glass_value),
+                  "white_min_value": int(result.mask.white_min_value)}
     return TileStore(coords=result.coords, coords_attrs=coords_attrs, candidates=result.candidates,
                      mask=result.mask.mask, mask_attrs=mask_attrs, attrs=attrs, stain=result.stain)
 

@@ -104,10 +104,14 @@ def test_otsu_matches_exhaustive_search():
 
 def test_pixel_classes():
     rgb = np.array([[[240, 240, 238], [40, 70, 180], [30, 160, 90], [25, 25, 30],
-                     [60, 20, 90], [200, 120, 170], [51, 65, 106]]], dtype=np.uint8)
-    assert tissue.background_pixels(rgb)[0].tolist() == [True] + [False] * 6
-    # glass, blue pen, green pen, black pen, dark nucleus, eosin, haematoxylin-blue nucleus
-    assert tissue.pen_pixels(rgb)[0].tolist() == [False, True, True, True, False, False, False]
+                     [60, 20, 90], [200, 120, 170], [51, 65, 106], [232, 212, 222], [214, 214, 212]]],
+                   dtype=np.uint8)
+    # glass, blue pen, green pen, black pen, dark nucleus, eosin, haematoxylin-blue nucleus,
+    # pale loose stroma (S 0.086: "background" under the old S < 0.10 rule), grey 214
+    assert tissue.white_pixels(rgb)[0].tolist() == [True] + [False] * 7 + [True]
+    # relative to the slide's glass: on a slide whose glass is V 246, grey 214 is not glass-coloured
+    assert tissue.white_pixels(rgb, tissue.white_min_value(246))[0].tolist() == [True] + [False] * 8
+    assert tissue.pen_pixels(rgb)[0].tolist() == [False, True, True, True, False, False, False, False, False]
 
 
 def test_tile_reader_returns_the_pixels_qc_saw(results, tmp_path):
@@ -120,9 +124,10 @@ def test_tile_reader_returns_the_pixels_qc_saw(results, tmp_path):
     assert len(reader) == int(r.candidates["accepted"].sum())
     metrics = {k: r.candidates[k][r.candidates["accepted"]] for k in ("sharpness", "pen_fraction",
                                                                        "background_fraction")}
-    for i, tile in enumerate(reader):
+    for i, (tile, (x0, y0)) in enumerate(zip(reader, reader.coords)):
         assert tile.dtype == np.uint8 and tile.shape == (48, 48, 3)
-        sharp, pen, background = tiling.tile_qc(tile)
+        envelope = tiling.tile_envelope(r.mask.mask, r.mask.downsample, x0, y0, r.geometry.tile_size0, 48)
+        sharp, pen, background = tiling.tile_qc(tile, envelope, r.mask.white_min_value)
         assert np.float32(sharp) == metrics["sharpness"][i]
         assert np.float32(pen) == metrics["pen_fraction"][i]
         assert np.float32(background) == metrics["background_fraction"][i]
@@ -176,8 +181,9 @@ def test_cmu_small_region_at_half_micron():
     assert r.geometry.read_level == 0
     assert r.geometry.tile_size0 == pytest.approx(542.0)
     c = r.candidates
-    # 1110 x 1483.5 µm -> a 4 x 5 grid; the tissue covers part of it
-    assert 0 < len(c["coords"]) <= 20
+    # 1110 x 1483.5 µm -> a 5 x 6 grid whose last column and row are partial; the tissue covers part of it
+    assert 0 < len(c["coords"]) <= 30
+    assert (c["coords"][:, 1] == 5 * 542).any()      # the partial last row holds tissue: candidates there
     assert c["accepted"].sum() >= 3
     assert (c["reject_reason"] != "").sum() >= 1
     assert (c["sharpness"][c["accepted"]] >= tiling.tiling_params(None)["min_sharpness"]).all()
