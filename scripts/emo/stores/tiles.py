@@ -40,7 +40,7 @@ class TileStore:
     coords_attrs: dict                  # /coords attrs (patch_level, patch_size, patch_size_level0, downsample)
     candidates: dict[str, np.ndarray]   # /candidates/*: coords, reject_reason, accepted, CANDIDATE_FLOATS
     mask: np.ndarray                    # /mask (h, w) uint8
-    mask_attrs: dict                    # /mask attrs (downsample, level, saturation_threshold)
+    mask_attrs: dict                    # /mask attrs (downsample, level, saturation_threshold, glass_value, white_min_value)
     attrs: dict                         # root attrs (ROOT_ATTRS)
     stain: dict | None = None           # /stain attrs (Macenko fit) or None
     extra: dict = field(default_factory=dict)
