@@ -72,3 +72,75 @@ def make_cohort(root: Path, n_patients: dict[str, int] | None = None, n_genes: i
     return {"root": root, "sheet": sheet, "sheet_path": sheet_path, "matrices": matrices,
             "expression_paths": expr_paths, "genes": genes, "signal_genes": genes[:n_signal],
             "latents": latents, "encoder": encoder}
+
+
+def compartment_cohort(seed: int = 0, n_train: int = 200, n_tune: int = 50, n_validation: int = 60,
+                       tiles: int = 100, dim: int = 1280, n_genes: int = 40, n_compartments: int = 5) -> dict:
+    """Tile features shaped like a real cohort's, for the training tests and benchmark.
+
+    Each tile shows one tissue compartment (slide composition ~ Dirichlet); a tile's
+    features are its compartment's centre (a low-rank direction) + a slide-level stain /
+    scanner shift (nuisance) + strong tile-level noise. A gene's patient expression is a
+    linear function of the compartment fractions with an oracle R² spread from 0.05 to
+    0.8 (most genes weak), so the patient mean of a good tile predictor recovers it
+    while single tiles carry little of it. Returns features (patients, tiles, dim),
+    expression (patients, genes), split per patient and the oracle R² per gene."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_tune + n_validation
+    basis = rng.normal(size=(16, dim)) / 4
+    centres = rng.normal(size=(n_compartments, 16)) @ basis
+    stain_directions = rng.normal(size=(3, dim)) * 0.6
+    fractions = rng.dirichlet(np.ones(n_compartments) * 1.5, size=n)
+    compartment = np.stack([rng.choice(n_compartments, size=tiles, p=f) for f in fractions])
+    stain = rng.normal(size=(n, 3)) @ stain_directions
+    noise_basis = rng.normal(size=(64, dim)) / 8
+    features = (centres[compartment] + stain[:, None, :] + rng.normal(size=(n, tiles, 64)) @ noise_basis
+                + rng.normal(size=(n, tiles, dim)) * 0.5).astype(np.float32)
+    signal = fractions @ rng.normal(size=(n_compartments, n_genes))
+    signal = (signal - signal.mean(0)) / signal.std(0)
+    oracle_r2 = np.geomspace(0.05, 0.8, n_genes)
+    expression = signal * np.sqrt(oracle_r2) + rng.normal(size=(n, n_genes)) * np.sqrt(1 - oracle_r2)
+    split = np.array(["train"] * n_train + ["tune"] * n_tune + ["validation"] * n_validation)
+    return {"features": features, "expression": expression, "split": split, "oracle_r2": oracle_r2,
+            "genes": [f"G{i:03d}" for i in range(n_genes)]}
+
+
+def r2_columns(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return 1 - ((prediction - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
+
+
+def heads_validation_r2(cohort: dict, settings: dict) -> tuple[np.ndarray, dict]:
+    """Train heads on the cohort's train patients (tune patients for early stopping), as
+    emo.gene_models.train_chunk standardises them; validation R² of patient means."""
+    from emo import gene_models as gm
+
+    cfg = gm.TrainConfig.from_config(dict(settings))
+    x, y, split = cohort["features"], cohort["expression"], cohort["split"]
+    n_tiles, dim = x.shape[1], x.shape[2]
+    train, tune, validation = (split == s for s in ("train", "tune", "validation"))
+    x_train = x[train].reshape(-1, dim)
+    mean, sd = gm.standardiser(x_train)
+    t_mean, t_sd = y[train].mean(0), y[train].std(0)
+    result = gm.train_heads(((x_train - mean) / sd).astype(np.float32), (y[train] - t_mean) / t_sd,
+                            np.repeat(np.arange(train.sum()), n_tiles),
+                            ((x[tune].reshape(-1, dim) - mean) / sd).astype(np.float32), (y[tune] - t_mean) / t_sd,
+                            np.repeat(np.arange(tune.sum()), n_tiles), cohort["genes"], cfg)
+    z = gm.predict_standardised(result["params"], ((x[validation].reshape(-1, dim) - mean) / sd).astype(np.float32))
+    prediction = z.reshape(validation.sum(), n_tiles, -1).mean(1) * t_sd + t_mean
+    return r2_columns(prediction, y[validation]), result
+
+
+def ridge_validation_r2(cohort: dict, alphas=tuple(10.0 ** np.arange(-1, 6.5, 0.5)), folds: int = 5) -> np.ndarray:
+    """The pipeline's ridge baseline (emo.ridge, slide-mean features, train + tune
+    patients) on the same cohort; validation R²."""
+    from emo import ridge
+
+    x, y, split = cohort["features"], cohort["expression"], cohort["split"]
+    slide_mean = x.mean(1).astype(np.float64)
+    fit = (split == "train") | (split == "tune")
+    validation = split == "validation"
+    f_mean, f_sd = slide_mean[fit].mean(0), slide_mean[fit].std(0)
+    f_sd[f_sd < 1e-8] = 1.0
+    model = ridge.fit_cv((slide_mean[fit] - f_mean) / f_sd, y[fit], np.arange(int(fit.sum())), list(alphas), folds)
+    model.update({"feature_mean": f_mean, "feature_sd": f_sd})
+    return r2_columns(ridge.predict(model, slide_mean[validation]), y[validation])

@@ -64,6 +64,9 @@ class TrainConfig:
     max_epochs: int  # EMO: 500
     patience: int  # EMO: 80
     min_delta: float  # EMO: 0.003
+    objective: str  # slide (mean tile prediction of a bag of a patient's tiles) | tile (EMO)
+    bag_tiles: int  # tiles per patient bag (objective slide)
+    tune_criterion: str  # patient (MSE of the patient's mean prediction) | tile (EMO)
     max_tiles_per_slide: int  # training tile pool cap per slide (seeded)
     tune_tiles_per_slide: int  # tune tiles per slide used for the tune loss (seeded)
     seed: int
@@ -288,15 +291,70 @@ def epoch_batches(n_tiles: int, cfg: TrainConfig, epoch: int) -> np.ndarray:
     return rng.integers(0, n_tiles, size=(cfg.steps_per_epoch, cfg.batch_size))
 
 
-def _tune_loss(params, x_tune, t_tune, tile_patient_tune, eval_batch) -> torch.Tensor:
+@dataclasses.dataclass
+class PatientTiles:
+    """The tiles of each patient of a pool, as contiguous runs of ``order``."""
+
+    order: np.ndarray    # tile indices sorted by patient (stable)
+    start: np.ndarray    # (patients,) first position of each patient in ``order``
+    count: np.ndarray    # (patients,) tiles per patient
+
+    @classmethod
+    def from_index(cls, tile_patient: np.ndarray, n_patients: int) -> "PatientTiles":
+        order = np.argsort(tile_patient, kind="stable")
+        count = np.bincount(tile_patient, minlength=n_patients)
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        return cls(order, start, count)
+
+
+def epoch_bags(patient_tiles: PatientTiles, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bags of an epoch for ``objective: slide``: (steps, batch) patients drawn uniformly
+    with replacement among patients with tiles, and (steps, batch, bag_tiles) tile
+    indices drawn uniformly with replacement from each patient's tiles; seeded by
+    (seed, epoch) only, so every gene and chunk sees the same bags."""
+    rng = np.random.default_rng([int(cfg.seed), 3, int(epoch)])
+    with_tiles = np.flatnonzero(patient_tiles.count > 0)
+    patients = with_tiles[rng.integers(0, with_tiles.size, size=(cfg.steps_per_epoch, cfg.batch_size))]
+    offsets = np.floor(rng.random((cfg.steps_per_epoch, cfg.batch_size, cfg.bag_tiles))
+                       * patient_tiles.count[patients][..., None]).astype(np.int64)
+    tiles = patient_tiles.order[patient_tiles.start[patients][..., None] + offsets]
+    return patients, tiles
+
+
+def bag_predictions(params: Mapping[str, torch.Tensor], x: torch.Tensor, tiles: torch.Tensor) -> torch.Tensor:
+    """(B, K) tile indices -> (B, G) mean of the K tile predictions of each bag. A linear
+    head's mean prediction is the prediction of the mean feature vector, which is K times
+    cheaper and the same number."""
+    if "W" in params:
+        return forward(params, x[tiles].mean(1))
+    b, k = tiles.shape
+    return forward(params, x[tiles.reshape(-1)]).reshape(b, k, -1).mean(1)
+
+
+def _tune_loss(params, x_tune, t_tune, tile_patient_tune, eval_batch, criterion: str = "patient") -> torch.Tensor:
+    """Per-gene tune loss: ``tile`` = MSE over tune tiles against their patient's target
+    (EMO); ``patient`` = MSE over tune patients of the mean prediction of their tune
+    tiles, the quantity the validation statistics measure."""
+    n_patients = t_tune.shape[0]
     total = None
     with torch.no_grad():
         for start in range(0, x_tune.shape[0], eval_batch):
             xb = x_tune[start:start + eval_batch]
-            err = forward(params, xb) - t_tune[tile_patient_tune[start:start + eval_batch]]
-            part = (err * err).sum(0)
+            rows = tile_patient_tune[start:start + eval_batch]
+            pred = forward(params, xb)
+            if criterion == "tile":
+                err = pred - t_tune[rows]
+                part = (err * err).sum(0)
+            else:
+                part = torch.zeros((n_patients, pred.shape[1]), dtype=pred.dtype, device=pred.device)
+                part.index_add_(0, rows, pred)
             total = part if total is None else total + part
-    return total / x_tune.shape[0]
+    if criterion == "tile":
+        return total / x_tune.shape[0]
+    counts = torch.bincount(tile_patient_tune, minlength=n_patients).to(total.dtype)
+    present = counts > 0
+    err = total[present] / counts[present, None] - t_tune[present]
+    return (err * err).mean(0)
 
 
 def train_heads(x_train: np.ndarray, targets_train: np.ndarray, tile_patient_train: np.ndarray,
@@ -318,6 +376,7 @@ def train_heads(x_train: np.ndarray, targets_train: np.ndarray, tile_patient_tra
     xv = torch.as_tensor(x_tune).to(**to)
     yv = torch.as_tensor(targets_tune).to(**to)
     pv = torch.as_tensor(tile_patient_tune, device=device)
+    patient_tiles = PatientTiles.from_index(np.asarray(tile_patient_train), targets_train.shape[0])
     params = {k: torch.as_tensor(v).to(**to).requires_grad_(True)
               for k, v in init_params(genes, xt.shape[1], cfg).items()}
     best = {k: p.detach().clone() for k, p in params.items()}
@@ -330,19 +389,25 @@ def train_heads(x_train: np.ndarray, targets_train: np.ndarray, tile_patient_tra
             break
         all_active = bool(stopper.active.all())
         active = torch.as_tensor(stopper.active, device=device, dtype=dtype)
-        batches = torch.as_tensor(epoch_batches(xt.shape[0], cfg, epoch), device=device)
+        if cfg.objective == "tile":
+            batches = torch.as_tensor(epoch_batches(xt.shape[0], cfg, epoch), device=device)
+        else:
+            bag_patients, bag_tiles = (torch.as_tensor(a, device=device) for a in epoch_bags(patient_tiles, cfg, epoch))
         running = torch.zeros(n_genes, **to)
-        for step in range(batches.shape[0]):
-            idx = batches[step]
-            err = forward(params, xt[idx]) - yt[pt[idx]]
+        for step in range(cfg.steps_per_epoch):
+            if cfg.objective == "tile":
+                idx = batches[step]
+                err = forward(params, xt[idx]) - yt[pt[idx]]
+            else:
+                err = bag_predictions(params, xt, bag_tiles[step]) - yt[bag_patients[step]]
             per_gene = (err * err).mean(0)
             loss = per_gene.sum() if all_active else (per_gene * active).sum()
             loss.backward()
             optimiser.step(None if all_active else active)
             running += per_gene.detach()
-        tune = _tune_loss(params, xv, yv, pv, cfg.eval_batch).cpu().numpy().astype(np.float64)
+        tune = _tune_loss(params, xv, yv, pv, cfg.eval_batch, cfg.tune_criterion).cpu().numpy().astype(np.float64)
         was_active = stopper.active.copy()
-        train_curve[was_active, epoch - 1] = (running / batches.shape[0]).cpu().numpy()[was_active]
+        train_curve[was_active, epoch - 1] = (running / cfg.steps_per_epoch).cpu().numpy()[was_active]
         tune_curve[was_active, epoch - 1] = tune[was_active]
         save = stopper.update(epoch, tune)
         if save.any():

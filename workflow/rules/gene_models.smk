@@ -2,6 +2,7 @@
 # genes per job (docs/gene_models.md), and a ridge baseline on slide-mean features.
 #   results/models/{encoder}/chunk_{chunk}.pt / .tsv
 #   results/models/{encoder}/ridge.h5 / ridge.tsv
+#   results/models/{encoder}/training_curves.png / training_summary.tsv
 # Inputs are the training store and the feature stores of train + tune slides only.
 
 GENE_MODELS = config["gene_models"]
@@ -10,7 +11,8 @@ GENE_MODELS = config["gene_models"]
 # (functions as lambdas: `snakemake --lint` flags `def` beside rules)
 gene_model_targets_for = lambda encoder: [f"results/models/{encoder}/chunk_{k}.pt" for k in PLAN.gene_chunks]  # noqa: E731
 gene_model_arrays_for = lambda encoder: [f"results/models/{encoder}/chunk_{k}.npz" for k in PLAN.gene_chunks]  # noqa: E731
-gene_models_targets = lambda: gene_model_targets_for(ENCODER) + [f"results/models/{ENCODER}/ridge.h5"]  # noqa: E731
+gene_models_targets = lambda: gene_model_targets_for(ENCODER) + [  # noqa: E731
+    f"results/models/{ENCODER}/ridge.h5", f"results/models/{ENCODER}/training_curves.png"]
 # gpu=1 only when the config asks for it (portable resource; profiles map it)
 GENE_MODEL_GPU = {"gpu": 1} if GENE_MODELS["gpu"] else {}
 
@@ -117,3 +119,26 @@ rule train_ridge:
         code_version=script_version("train_ridge.py"),
     script:
         script_path("train_ridge.py")
+
+
+rule gene_model_training_curves:
+    input:
+        lambda wc: gene_model_targets_for(wc.encoder),
+    output:
+        figure=report("results/models/{encoder}/training_curves.png", caption="../report/training_curves.rst",
+                      category="Gene models", labels={"figure": "training curves", "encoder": "{encoder}"}),
+        summary="results/models/{encoder}/training_summary.tsv",
+    log:
+        log_path("gene_model_training_curves", "encoder"),
+    benchmark:
+        benchmark_path("gene_model_training_curves", "encoder")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        code_version=script_version("gene_model_training_curves.py"),
+    script:
+        script_path("gene_model_training_curves.py")
