@@ -2,7 +2,7 @@
 # the slide's Macenko stain fit, one HDF5 store per slide and tile geometry (docs/tiling.md):
 #   results/tiles/{sample}.h5             the tiling config's geometry (rule tile_slide)
 #   results/tiles/{geometry}/{sample}.h5  an encoder's other geometry, e.g. 112um_224px
-#                                         (rule tile_slide_geometry; docs/features.md, "Scale")
+#                                         (rule geometry_tile_slide; docs/features.md, "Scale")
 # contract: docs/data_contracts.md ("Tile store")
 
 import re as _tiles_re
@@ -27,9 +27,9 @@ wildcard_constraints:
 # slide batch (config slide_batches), so Python and the libraries load once per batch.
 for _stage, _store, _tiling in (
     ("tile_slide", "results/tiles/{sample}.h5", PLAN.tiling_params()),
-    ("tile_slide_geometry", "results/tiles/{{geometry}}/{sample}.h5", _geometry_tiling),
+    ("geometry_tile_slide", "results/tiles/{{geometry}}/{sample}.h5", _geometry_tiling),
 ):
-    _wildcards = ("geometry",) if _stage == "tile_slide_geometry" else ()
+    _wildcards = ("geometry",) if _stage == "geometry_tile_slide" else ()
     for _rule, _samples in per_slide_units(_stage):
 
         rule:

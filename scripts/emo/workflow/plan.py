@@ -135,7 +135,7 @@ class Plan:
     @cached_property
     def extra_geometries(self) -> dict:
         """{name: Geometry} of every registry encoder's geometry that differs from the tiling
-        config's: the stores of rule tile_slide_geometry, results/tiles/{name}/{sample}.h5."""
+        config's: the stores of rule geometry_tile_slide, results/tiles/{name}/{sample}.h5."""
         from ..encoders import encoder_names, tiling_geometry
 
         base = tiling_geometry(self.config["tiling"])
