@@ -101,7 +101,8 @@ ENCODERS: dict[str, EncoderSpec] = {
             name="conch",
             description="CONCH image tower (ViT-B/16 at 448 px + attentional pooler; Lu et al. 2024), "
                         "512-d embedding before the contrastive projection",
-            # CONCH: 448 px inputs at 20x (~0.5 µm/px)
+            # CONCH: 448 px inputs; its caption pairs span magnifications, its authors' slide-level
+            # evaluations tile at 20x (~0.5 µm/px): that is the scale declared
             input_px=448, native_um_per_px=0.5, mean=CLIP_MEAN, std=CLIP_STD, feature_dim=512,
             build=ConchVisual, adapt_state_dict=_adapt_conch,
             **_gated_hf_weights("MahmoodLab/CONCH"), mem_mb=6000),
