@@ -89,3 +89,11 @@ def test_geometry_stores_are_tiled_at_their_geometry_and_rerun_on_params(tmp_pat
     jobs = dry_run_jobs(tmp_path, config_path, "--", *stores, snakefile=snakefile)
     assert sorted(o for j in jobs for o in j.outputs) == sorted(stores), describe(jobs)
     assert all("params" in j.reason.lower() for j in jobs), describe(jobs)
+
+    # a new geometry for one encoder tiles only that one; the other stores stay up to date
+    config["tiling"]["max_pen_fraction"] = 0.05
+    config["features"]["encoder_geometry"]["uni"]["tile_um"] = 100.0
+    config_path.write_text(yaml.safe_dump(config))
+    moved = [p for p in stores if "96um" not in p] + ["results/tiles/100um_64px/S1.h5"]
+    jobs = dry_run_jobs(tmp_path, config_path, "--", *moved, snakefile=snakefile)
+    assert [j.outputs for j in jobs] == [["results/tiles/100um_64px/S1.h5"]], describe(jobs)
