@@ -21,5 +21,7 @@ with emo.smk.rule_logging(snakemake.log[0]):  # noqa: F821 - injected by Snakema
         precision=params.precision,
         threads=max(1, sm.threads - params.num_workers),
         stain_method=params.stain_method,
+        geometry=params.geometry,
+        scale_tolerance=params.scale_tolerance,
         code_version=params.code_version,
     )

@@ -48,8 +48,9 @@ class SlowTiles(ArrayTiles):
 TILING_PARAMS = {"tile_um": 271.0, "tile_px": 224, "min_tissue_fraction": 0.5, "seed": 0}
 
 
-def make_tile_store(path: Path, n: int, tile_px: int = 224, sample: str = "S1") -> Path:
-    """A minimal tile store with what feature extraction reads (docs/data_contracts.md)."""
+def make_tile_store(path: Path, n: int, tile_px: int = 224, sample: str = "S1", tile_um: float | None = None) -> Path:
+    """A minimal tile store with what feature extraction reads (docs/data_contracts.md).
+    ``tile_um`` given: also the root attribute (as real stores have); else only in params."""
     path.parent.mkdir(parents=True, exist_ok=True)
     coords = np.array([[x * 598, y * 598] for y in range(n) for x in range(1)][:n], dtype=np.int64).reshape(n, 2)
     with h5py.File(path, "w") as f:
@@ -60,6 +61,10 @@ def make_tile_store(path: Path, n: int, tile_px: int = 224, sample: str = "S1") 
         ds.attrs["downsample"] = 2.67
         f.attrs["sample"] = sample
         f.attrs["tile_px"] = tile_px
-        f.attrs["params"] = json.dumps(dict(TILING_PARAMS, tile_px=tile_px), sort_keys=True)
+        params = dict(TILING_PARAMS, tile_px=tile_px)
+        if tile_um is not None:
+            f.attrs["tile_um"] = float(tile_um)
+            params["tile_um"] = float(tile_um)
+        f.attrs["params"] = json.dumps(params, sort_keys=True)
         f.attrs["created"] = "2026-01-01T00:00:00+00:00"
     return path

@@ -1,7 +1,7 @@
 """Helpers shared by the Slurm, incremental-rerun and reproducibility tests.
 
 * ``dry_run_jobs``: run ``snakemake -n`` and parse the job blocks it prints into
-  :class:`PlannedJob` records (rule, wildcards, outputs, resources, reason), so tests
+  :class:`PlannedJob` records (rule, wildcards, inputs, outputs, resources, reason), so tests
   can assert *which* jobs a change schedules, classified by rule name.
 * ``copy_workspace``: copy a finished run (outputs, ``.snakemake`` metadata, mtimes)
   so a test can edit inputs without touching the shared session run.
@@ -41,6 +41,7 @@ class PlannedJob:
     resources: dict[str, str]
     reason: str
     local: bool = False
+    inputs: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def sample(self) -> str | None:
@@ -63,8 +64,8 @@ def parse_jobs(text: str) -> list[PlannedJob]:
     for line in text.splitlines():
         head = _JOB_HEAD.match(line)
         if head:
-            current = {"rule": head.group(2), "wildcards": {}, "outputs": [], "resources": {}, "reason": "",
-                       "local": bool(head.group(1))}
+            current = {"rule": head.group(2), "wildcards": {}, "outputs": [], "inputs": [], "resources": {},
+                       "reason": "", "local": bool(head.group(1))}
             jobs.append(current)  # type: ignore[arg-type]
             continue
         if current is None:
@@ -78,6 +79,8 @@ def parse_jobs(text: str) -> list[PlannedJob]:
             current["wildcards"] = _split_kv(value)
         elif key == "output":
             current["outputs"] = [v.strip() for v in value.split(",")]
+        elif key == "input":
+            current["inputs"] = [v.strip() for v in value.split(",")]
         elif key == "resources":
             current["resources"] = _split_kv(value)
         elif key == "reason":

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from . import __version__
-from .encoders import Encoder, load_encoder
+from .encoders import Encoder, check_scale, load_encoder
 from .errors import ConfigError
 from .io import atomic_path
 from .provenance import hdf5_content_sha256, now_iso, params_json
@@ -252,19 +252,33 @@ def _json_attr(attrs: Mapping[str, Any]) -> str:
     return params_json({k: plain(v) for k, v in attrs.items()})
 
 
-def stain_description(method: str, info: TileStoreHeader, sample: str) -> str:
+def stain_description(method: str, info: TileStoreHeader, sample: str, tile_store_path: str = "") -> str:
     if method == "none":
         return params_json({"method": "none"})
     if info.stain is None:
+        store = tile_store_path or f"results/tiles/{sample}.h5"
         raise ConfigError(f"config key stain_normalisation.method is {method!r} but the tile store of slide "
-                          f"{sample!r} has no /stain parameters; rerun tiling (delete results/tiles/{sample}.h5)")
+                          f"{sample!r} has no /stain parameters; rerun tiling (delete {store})")
     return _json_attr(info.stain)
+
+
+def _tile_geometry(info: TileStoreHeader) -> tuple[float, int]:
+    """(tile_um, tile_px) of a tile store (root attrs; older stores: the params JSON)."""
+    import json
+
+    params = json.loads(as_str(info.attrs.get("params", "{}")) or "{}")
+    tile_um = info.attrs.get("tile_um", params.get("tile_um"))
+    tile_px = info.attrs.get("tile_px", params.get("tile_px"))
+    if tile_um is None or tile_px is None:
+        raise ConfigError("tile store has neither tile_um/tile_px attributes nor params; rerun tiling")
+    return float(tile_um), int(tile_px)
 
 
 def extract_slide(*, sample: str, slide_path: str, tile_store_path: str, out_path: str, encoder: str,
                   weights: str | None = None, batch_size: int = 32, num_workers: int = 2, device: str = "auto",
                   precision: str = "auto", threads: int | None = None, stain_method: str = "none",
-                  mpp: float | None = None, code_version: str = "", tiles=None, progress: bool = True) -> Path:
+                  mpp: float | None = None, geometry: Mapping[str, Any] | None = None, scale_tolerance: float = 0.1,
+                  code_version: str = "", tiles=None, progress: bool = True) -> Path:
     """Extract the feature store of one slide (the ``extract_features`` rule).
 
     ``tiles`` overrides the tile source (tests); by default it is
@@ -275,15 +289,21 @@ def extract_slide(*, sample: str, slide_path: str, tile_store_path: str, out_pat
         slide["reader"] = tiles
     return extract_slides([slide], encoder=encoder, weights=weights, batch_size=batch_size,
                           num_workers=num_workers, device=device, precision=precision, threads=threads,
-                          stain_method=stain_method, code_version=code_version, progress=progress)[0]
+                          stain_method=stain_method, geometry=geometry, scale_tolerance=scale_tolerance,
+                          code_version=code_version, progress=progress)[0]
 
 
 def extract_slides(slides: Sequence[Mapping], *, encoder: str, weights: str | None = None, batch_size: int = 32,
                    num_workers: int = 2, device: str = "auto", precision: str = "auto", threads: int | None = None,
-                   stain_method: str = "none", code_version: str = "", progress: bool = True) -> list[Path]:
+                   stain_method: str = "none", geometry: Mapping[str, Any] | None = None,
+                   scale_tolerance: float = 0.1, code_version: str = "", progress: bool = True) -> list[Path]:
     """Feature stores of several slides with one encoder load (batched ``extract_features``
     jobs, config ``slide_batches``). Each slide: {"sample", "slide", "tiles" (tile store),
-    "features" (output path), "mpp" (override or None)}, optionally "reader" (a tile source)."""
+    "features" (output path), "mpp" (override or None)}, optionally "reader" (a tile source).
+
+    ``geometry`` ({"tile_um", "tile_px", "source"}, the rule's ``params.geometry``): the
+    tile geometry the plan chose for this encoder; a tile store of another geometry is an
+    error. ``scale_tolerance``: config ``features.scale_tolerance`` (docs/features.md, "Scale")."""
     dev = select_device(device)
     with deterministic(threads, dev):
         loaded = load_encoder(encoder, weights)
@@ -294,25 +314,38 @@ def extract_slides(slides: Sequence[Mapping], *, encoder: str, weights: str | No
                 log.info("[%d/%d] slide %s", n, len(slides), slide["sample"])
             written.append(_extract_slide(slide, loaded=loaded, embedder=embedder, encoder=encoder,
                                           batch_size=batch_size, num_workers=num_workers, dev=dev,
-                                          stain_method=stain_method, code_version=code_version, progress=progress))
+                                          stain_method=stain_method, geometry=geometry,
+                                          scale_tolerance=scale_tolerance, code_version=code_version,
+                                          progress=progress))
         return written
 
 
 def _extract_slide(slide: Mapping, *, loaded, embedder, encoder, batch_size, num_workers, dev, stain_method,
-                   code_version, progress) -> Path:
+                   geometry, scale_tolerance, code_version, progress) -> Path:
     sample, tile_store_path, out_path = slide["sample"], slide["tiles"], slide["features"]
     info = read_tile_store_header(tile_store_path)
-    stain = stain_description(stain_method, info, sample)
+    stain = stain_description(stain_method, info, sample, str(tile_store_path))
+    tile_um, tile_px = _tile_geometry(info)
+    if geometry is not None and (not np.isclose(tile_um, float(geometry["tile_um"]), rtol=1e-9)
+                                 or tile_px != int(geometry["tile_px"])):
+        raise ConfigError(
+            f"slide {sample}: tile store {tile_store_path} has {tile_um:g} µm / {tile_px} px tiles but encoder "
+            f"{encoder} extracts from {float(geometry['tile_um']):g} µm / {int(geometry['tile_px'])} px tiles "
+            f"({geometry.get('source', 'features.geometry')}); pass the tile store of that geometry "
+            "(emo.workflow.plan.Plan.tile_store) or delete the stale store and rerun tiling")
+    scale = check_scale(loaded.spec, tile_um, scale_tolerance)
+    if scale.mismatch:
+        log.warning("slide %s: %s", sample, scale.warning(encoder, tile_um, loaded.spec.input_px))
     tiles = slide.get("reader")
     if tiles is None:
         from .tiling import TileReader
 
         tiles = TileReader(slide["slide"], tile_store_path, mpp=slide.get("mpp"), normalise=stain_method != "none")
-    tile_px = int(info.attrs.get("tile_px", loaded.spec.input_px))
     if tile_px != loaded.spec.input_px:
         log.warning("slide %s: tiles are %d px, encoder %s runs at %d px: tiles are resized on the fly "
-                    "(set tiling.tile_px to %d to avoid resampling)", sample, tile_px, encoder,
-                    loaded.spec.input_px, loaded.spec.input_px)
+                    "(set tile_px %d in features.encoder_geometry.%s, or tiling.tile_px for tiling-geometry "
+                    "encoders, to avoid resampling)", sample, tile_px, encoder, loaded.spec.input_px,
+                    loaded.spec.input_px, encoder)
     attrs = {
         "sample": sample,
         "encoder": encoder,
@@ -322,6 +355,9 @@ def _extract_slide(slide: Mapping, *, loaded, embedder, encoder, batch_size, num
         "input_px": int(loaded.spec.input_px),
         "tile_store_sha256": hdf5_content_sha256(tile_store_path),
         "tiling_params": as_str(info.attrs.get("params", "{}")),
+        "tile_um": float(tile_um),
+        "tile_px": int(tile_px),
+        **scale.attrs(),
         "stain_normalisation": stain,
         "device": dev.type,
         "precision": embedder.precision_name,

@@ -26,7 +26,8 @@ from features_fixtures import ArrayTiles, SlowTiles, make_tile_store
 REPO = Path(__file__).resolve().parents[2]
 ROOT_ATTRS = {"sample", "encoder", "feature_dim", "weights_path", "weights_sha256", "input_px", "tile_store_sha256",
               "tiling_params", "stain_normalisation", "code_version", "emo_version", "torch_version", "created",
-              "device", "precision", "batch_size"}
+              "device", "precision", "batch_size", "tile_um", "tile_px", "input_um_per_px", "encoder_native_um_per_px",
+              "scale_ratio", "scale_tolerance", "scale_mismatch"}
 
 
 def _extract(tmp_path: Path, out: Path, tiles, store: Path, **kwargs) -> Path:
@@ -66,6 +67,9 @@ def test_feature_store_contents_and_attrs(tmp_path, lite0):
     assert json.loads(attrs["stain_normalisation"]) == {"method": "none"}
     assert attrs["torch_version"] == torch.__version__ and attrs["code_version"] == "abc123def456"
     assert attrs["device"] == "cpu" and attrs["precision"] == "float32"
+    # an ImageNet encoder has no native histology scale: recorded, never a mismatch
+    assert attrs["tile_um"] == 271.0 and attrs["tile_px"] == 224 and attrs["input_um_per_px"] == 271.0 / 224
+    assert attrs["encoder_native_um_per_px"] == "" and attrs["scale_ratio"] == "" and not attrs["scale_mismatch"]
     # each row is the encoder applied to that tile alone (order kept, no mixing across the batch)
     pre = F.Preprocess(224, lite0.spec.mean, lite0.spec.std, torch.device("cpu"), False)
     with torch.inference_mode():

@@ -132,3 +132,28 @@ def test_missing_slides_fail_when_the_demo_does_not_make_them(workspace):
     config["demo"]["enabled"] = False
     with pytest.raises(SampleSheetError, match=r"column 'slide': \d+ slide file\(s\) not found"):
         plan(config)
+
+
+def test_tile_store_per_encoder_geometry(workspace):
+    """Each encoder's tile stores: the tiling config's geometry keeps results/tiles/{sample}.h5,
+    other geometries (native scale, features.encoder_geometry) get results/tiles/{geometry}/."""
+    workspace["features"]["encoder_geometry"] = {"resnet50": {"tile_um": 150.0, "tile_px": 224}}
+    result = plan(workspace)
+    s = result.sample_names[0]
+    assert result.tile_store("efficientnet_lite0", s) == result.tile_store("inception_v3", s) == f"results/tiles/{s}.h5"
+    assert result.tile_store("uni", s) == f"results/tiles/112um_224px/{s}.h5"
+    assert result.tile_store("conch", s) == f"results/tiles/224um_448px/{s}.h5"
+    assert result.tile_store("resnet50", s) == f"results/tiles/150um_224px/{s}.h5"
+    assert sorted(result.extra_geometries) == ["112um_224px", "150um_224px", "224um_448px"]
+    tiled = result.tiling_params("224um_448px")
+    assert (tiled["tile_um"], tiled["tile_px"]) == (224.0, 448)
+    others = lambda params: {k: v for k, v in params.items() if k not in ("tile_um", "tile_px")}  # noqa: E731
+    assert others(tiled) == others(result.tiling_params()) == others(workspace["tiling"])
+    assert result.tiling_params() == result.config["tiling"]
+    assert result.feature_geometry("resnet50") == {"tile_um": 150.0, "tile_px": 224,
+                                                   "source": "features.encoder_geometry.resnet50"}
+    # features.geometry: tiling puts every encoder on the tiling config's stores
+    workspace["features"] = {**workspace["features"], "geometry": "tiling", "encoder_geometry": {}}
+    flat = plan(workspace)
+    assert {flat.tile_store(e, s) for e in ("uni", "conch", "resnet50")} == {f"results/tiles/{s}.h5"}
+    assert flat.extra_geometries == {}

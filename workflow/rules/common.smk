@@ -72,6 +72,11 @@ def slide_path(wildcards):
     return PLAN.slide(wildcards.sample)
 
 
+def encoder_tile_store(wildcards):
+    """The tile store of slide {sample} at the geometry of encoder {encoder}."""
+    return PLAN.tile_store(wildcards.encoder, wildcards.sample)
+
+
 def per_slide_units(stage):
     """The job units of a per-slide stage: (rule name, samples) pairs, where samples is
     None for the one wildcard rule (one job per slide) or a batch's slide list
@@ -101,6 +106,14 @@ def unit_mpps(samples):
 
 def unit_slides(samples):
     return slide_path if samples is None else [PLAN.slide(s) for s in samples]
+
+
+def unit_tile_stores(samples):
+    """The tile stores of a unit for the encoder of the job (wildcard ``encoder``): each
+    encoder reads the stores of its own tile geometry."""
+    if samples is None:
+        return lambda wildcards: PLAN.tile_store(wildcards.encoder, wildcards.sample)
+    return lambda wildcards: [PLAN.tile_store(wildcards.encoder, s) for s in samples]
 
 
 def unit_log(stage, samples, *wildcard_names):

@@ -1,5 +1,6 @@
 # Stage: feature_stores. Frozen-encoder features of every accepted tile, one HDF5 store
-# per slide and encoder: results/features/{encoder}/{sample}.h5 (docs/features.md).
+# per slide and encoder: results/features/{encoder}/{sample}.h5 (docs/features.md), from
+# the tile store of the encoder's geometry (PLAN.tile_store; docs/features.md, "Scale").
 
 from emo.encoders import encoder_names  # noqa: E402
 
@@ -10,6 +11,7 @@ FEATURES = config["features"]
 # rule files not to mix rules and function definitions).
 feature_stores_targets = lambda: [f"results/features/{ENCODER}/{s}.h5" for s in SAMPLE_NAMES]  # noqa: E731
 _feature_weights = lambda wildcards: PLAN.feature_weights(wildcards.encoder)  # noqa: E731
+_feature_geometry = lambda wildcards: PLAN.feature_geometry(wildcards.encoder)  # noqa: E731
 
 
 # One rule body: one wildcard rule, or one rule per slide batch (config slide_batches),
@@ -20,7 +22,7 @@ for _rule, _samples in per_slide_units("extract_features"):
         name:
             _rule
         input:
-            tiles=unit_paths("results/tiles/{sample}.h5", _samples),
+            tiles=unit_tile_stores(_samples),
             slide=unit_slides(_samples),
             weights=_feature_weights,
         output:
@@ -47,6 +49,8 @@ for _rule, _samples in per_slide_units("extract_features"):
             device=FEATURES["device"],
             precision=FEATURES["precision"],
             stain_method=config["stain_normalisation"]["method"],
+            geometry=_feature_geometry,
+            scale_tolerance=FEATURES["scale_tolerance"],
             code_version=script_version("extract_features.py"),
         script:
             script_path("extract_features.py")

@@ -31,7 +31,7 @@ rule spatial_roi_predictions:
     input:
         rois="results/spatial/rois.tsv",
         counts=SPATIAL["probe_counts"] or [],
-        tiles="results/tiles/{sample}.h5",
+        tiles=encoder_tile_store,
         predictions="results/predictions/{encoder}/slides/{sample}.h5",
     output:
         table=f"{SPATIAL_DIR}/rois/{{sample}}.tsv",
@@ -109,7 +109,7 @@ rule spatial_overlay:
         rois="results/spatial/rois.tsv",
         probes=f"{SPATIAL_DIR}/probes.tsv",
         slide=slide_path,
-        tiles="results/tiles/{sample}.h5",
+        tiles=encoder_tile_store,
         predictions="results/predictions/{encoder}/slides/{sample}.h5",
     output:
         png=report(f"{SPATIAL_DIR}/overlays/{{sample}}.png", caption="../report/spatial_overlay.rst",

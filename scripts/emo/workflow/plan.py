@@ -119,6 +119,59 @@ class Plan:
         return int(spec.mem_mb + features["batch_size"] * spec.input_px ** 2 * 3 * 4 * 8 // 2**20
                    + 500 * features["num_workers"])
 
+    # ---------------------------------------------------------------- tile geometry per encoder
+    def tile_geometry(self, encoder: str):
+        """The tile geometry of ``encoder``'s feature store (docs/features.md, "Scale")."""
+        from ..encoders import encoder_geometry
+
+        return encoder_geometry(encoder, self.config["features"], self.config["tiling"])[0]
+
+    def geometry_source(self, encoder: str) -> str:
+        """Where the encoder's geometry comes from: native, tiling or features.encoder_geometry.<encoder>."""
+        from ..encoders import encoder_geometry
+
+        return encoder_geometry(encoder, self.config["features"], self.config["tiling"])[1]
+
+    @cached_property
+    def extra_geometries(self) -> dict:
+        """{name: Geometry} of every registry encoder's geometry that differs from the tiling
+        config's: the stores of rule geometry_tile_slide, results/tiles/{name}/{sample}.h5."""
+        from ..encoders import encoder_names, tiling_geometry
+
+        base = tiling_geometry(self.config["tiling"])
+        out: dict = {}
+        for encoder in encoder_names():
+            geometry = self.tile_geometry(encoder)
+            if geometry == base:
+                continue
+            if out.get(geometry.name, geometry) != geometry:  # the name rounds tile_um to 6 digits
+                raise ConfigError(f"config key features.encoder_geometry: geometries {out[geometry.name]} and "
+                                  f"{geometry} share the tile-store name {geometry.name!r}; round tile_um")
+            out[geometry.name] = geometry
+        return out
+
+    def tile_store(self, encoder: str, sample: str) -> str:
+        """The tile store ``encoder``'s features (and everything drawn from them) use."""
+        geometry = self.tile_geometry(encoder)
+        if geometry.name in self.extra_geometries:
+            return f"results/tiles/{geometry.name}/{sample}.h5"
+        return f"results/tiles/{sample}.h5"
+
+    def tiling_params(self, geometry_name: str | None = None) -> dict:
+        """The tiling settings of a tile store: the tiling config, with tile_um / tile_px of
+        geometry ``geometry_name`` (one of extra_geometries) if given."""
+        tiling = dict(self.config["tiling"])
+        if geometry_name is not None:
+            geometry = self.extra_geometries[geometry_name]
+            tiling.update(tile_um=geometry.tile_um, tile_px=geometry.tile_px)
+        return tiling
+
+    def feature_geometry(self, encoder: str) -> dict:
+        """params.geometry of extract_features: the geometry the tile store must have and
+        where it comes from (a change reruns extraction)."""
+        geometry = self.tile_geometry(encoder)
+        return {"tile_um": geometry.tile_um, "tile_px": geometry.tile_px, "source": self.geometry_source(encoder)}
+
     @property
     def feature_threads(self) -> int:
         features = self.config["features"]
