@@ -9,4 +9,4 @@ snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
 with emo.smk.rule_logging(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output
     cfg, version = settings(snakemake.params.statistics), snakemake.params.code_version
-    run_model_comparison({"emo": i.emo, "ridge": i.ridge}, o.table, cfg, version)
+    run_model_comparison(dict(i.items()), o.table, cfg, version)  # rows in input order: emo, baselines

@@ -1,11 +1,12 @@
 """Snakemake entry: patient-level predictions (emo.predictions)."""
 import emo.smk
-from emo import io, predictions, provenance
+from emo import io, predictions, provenance, ridge
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
     paths = dict(zip(p.samples, inp.slides))
-    for group, path in (("", out.nn), ("ridge", out.ridge)):
+    # the gene models, then each ridge baseline (group = its name in the prediction stores)
+    for group, path in [("", out.nn)] + [(name, out[name]) for name in ridge.BASELINE_INPUTS]:
         table = predictions.aggregate_patients(paths, dict(p.sample_patient), group)
         io.write_tsv(table, path)
         provenance.write_sidecar(path, p.code_version, {"model": group or "gene_models"}, inp.slides)

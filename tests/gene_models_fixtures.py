@@ -10,13 +10,24 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from emo.colour_texture import N_DESCRIPTORS
 
-def write_feature_store(path: Path, features: np.ndarray, sample: str) -> None:
+
+def toy_colour_texture(features: np.ndarray) -> np.ndarray:
+    """40 stand-in colour/texture descriptors of toy tiles: a fixed nonlinear projection
+    of the features (so the colour/texture baseline sees some of the signal)."""
+    projection = np.random.default_rng(40).normal(size=(features.shape[1], N_DESCRIPTORS)) / np.sqrt(features.shape[1])
+    return np.tanh(features.astype(np.float64) @ projection).astype(np.float32)
+
+
+def write_feature_store(path: Path, features: np.ndarray, sample: str, colour_texture: np.ndarray | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     n = features.shape[0]
     coords = np.stack([np.arange(n) % 8 * 100, np.arange(n) // 8 * 100], 1).astype(np.int64)
     with h5py.File(path, "w") as h5:
         h5.create_dataset("features", data=features.astype(np.float32))
+        h5.create_dataset("colour_texture", data=toy_colour_texture(features) if colour_texture is None
+                          else np.asarray(colour_texture, dtype=np.float32))
         dset = h5.create_dataset("coords", data=coords)
         dset.attrs["patch_level"] = 0
         dset.attrs["patch_size"] = 100

@@ -3,8 +3,8 @@
 The baseline every expression model is reported beside (docs/gene_models.md): if a
 model does no better than a ridge fit on these slide-mean statistics, it has learnt
 stain and texture averages, not morphology. Computed from the same uint8 tiles the
-encoder sees (before stain normalisation), in the feature-extraction job, and stored
-as ``/colour_texture`` in the feature store.
+encoder sees (after stain normalisation when it is on), in the feature-extraction job,
+and stored as ``/colour_texture`` in the feature store.
 
 Groups (``DESCRIPTOR_NAMES``): RGB mean/sd; optical density (Beer-Lambert, OD =
 -log10((I + 1) / 256)) mean/sd; haematoxylin / eosin concentrations by Ruifrok &

@@ -6,7 +6,8 @@ Pipeline per slide (docs/features.md)::
     Macenko)  ->  uint8 batches (B, H, W, 3)  ->  device: float, resize to the encoder's
     input, normalise, channels_last  ->  encoder under inference_mode (+ autocast on
     CUDA)  ->  float32 rows written straight into ``/features`` of a temporary HDF5 file
-    ->  atomic rename to ``results/features/{encoder}/{sample}.h5``.
+    (and the same uint8 batch -> 40 colour/texture descriptors -> ``/colour_texture``,
+    the baseline's input)  ->  atomic rename to ``results/features/{encoder}/{sample}.h5``.
 
 Memory is bounded by ``batch_size x (num_workers x prefetch + 2)`` tiles whatever the
 slide size. Output is deterministic for a given device, precision and batch size.
@@ -34,6 +35,7 @@ from .errors import ConfigError
 from .io import atomic_path
 from .provenance import hdf5_content_sha256, now_iso, params_json
 from .stores._h5 import as_str
+from .colour_texture import tile_descriptors
 from .stores.features import open_feature_store_writer
 from .stores.tiles import TileStoreHeader, read_tile_store_header
 
@@ -226,12 +228,14 @@ def write_feature_store(out_path: str | Path, tiles, embedder: Embedder, coords:
             with tqdm(total=n, unit="tile", desc=desc, file=sys.stderr, disable=not progress,
                       mininterval=5.0, dynamic_ncols=False) as bar:
                 for batch in loader:
+                    # the baseline's descriptors of exactly the pixels the encoder embeds
+                    descriptors = tile_descriptors(batch.numpy())
                     rows = embedder(batch)
                     if rows.shape != (len(batch), dim):
                         raise RuntimeError(f"encoder returned {rows.shape}, expected ({len(batch)}, {dim})")
                     if not np.isfinite(rows).all():
                         raise RuntimeError(f"non-finite features in tiles {start}..{start + len(batch) - 1}")
-                    store.write(rows)
+                    store.write(rows, descriptors)
                     start += len(batch)
                     bar.update(len(batch))
             if start != n:

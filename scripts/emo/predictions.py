@@ -87,8 +87,12 @@ def resolve_tile_genes(setting, genes: Sequence[str]) -> list[str]:
     return [g for g in genes if g in set(setting) and g in modelled]
 
 
-def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path], ridge_path: str | Path | None,
-                  out_path: str | Path, tile_genes_setting, attrs: Mapping[str, str]) -> None:
+def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path],
+                  baseline_paths: Mapping[str, str | Path], out_path: str | Path, tile_genes_setting,
+                  attrs: Mapping[str, str]) -> None:
+    """Slide means (and tile values of the tile genes) of every gene model, and the slide
+    prediction of each ridge baseline (``baseline_paths``: name in
+    :data:`emo.ridge.BASELINE_INPUTS` -> its model store)."""
     store = read_feature_store(feature_path)
     features = store.features
     sample = str(store.attrs.get("sample", Path(feature_path).stem))
@@ -119,17 +123,16 @@ def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path], r
     t_order = np.argsort(np.asarray(tile_gene_names, dtype=object), kind="stable")
     tiles = tiles[:, t_order]
     tile_gene_names = [tile_gene_names[i] for i in t_order]
-    ridge_genes = ridge_mean = None
-    if ridge_path is not None:
-        model = read_ridge_store(ridge_path)
-        mean_features = features.astype(np.float64).mean(0)
-        ridge_genes, ridge_mean = model.genes, ridge.predict(model, mean_features).astype(np.float32)
+    baselines = {}
+    for name, path in sorted(baseline_paths.items()):
+        model = read_ridge_store(path)
+        mean_inputs = ridge.slide_mean_features(feature_path, ridge.BASELINE_INPUTS[name])
+        baselines[name] = (model.genes, ridge.predict(model, mean_inputs).astype(np.float32))
     root = {"sample": sample, "n_tiles": int(features.shape[0]), "tile_genes_setting": json.dumps(tile_genes_setting)}
     root.update(attrs)
     write_prediction_store(out_path, SlidePredictions(
         genes=genes, slide_mean=means.astype(np.float32), tile_genes=tile_gene_names, tile_values=tiles,
-        coords=store.coords, coords_attrs=store.coords_attrs, attrs=root, ridge_genes=ridge_genes,
-        ridge_slide_mean=ridge_mean))
+        coords=store.coords, coords_attrs=store.coords_attrs, attrs=root, baselines=baselines))
 
 
 def aggregate_patients(slide_paths: Mapping[str, str | Path], sample_patient: Mapping[str, str],

@@ -23,6 +23,11 @@ from .stores.features import open_feature_store
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 6, 15))
 
+# The ridge baselines every model is reported beside: name -> the feature-store dataset
+# whose slide means they are fitted on (the encoder's features; 40 colour/texture
+# descriptors of the same tiles, emo.colour_texture).
+BASELINE_INPUTS = {"ridge": "features", "colour_texture": "colour_texture"}
+
 
 def _svd(x: np.ndarray):
     u, s, vt = np.linalg.svd(x, full_matrices=False)
@@ -81,26 +86,30 @@ def fit_cv(x: np.ndarray, y: np.ndarray, groups: Sequence, alphas: Sequence[floa
             "cv_mse": scores[best, np.arange(scores.shape[1])], "alphas": np.asarray(alphas), "cv_scores": scores}
 
 
-def slide_mean_features(path: str | Path) -> np.ndarray:
-    """Mean feature vector of a slide (float64), read from its feature store."""
+def slide_mean_features(path: str | Path, dataset: str = "features") -> np.ndarray:
+    """Mean row of a slide's ``/features`` (or ``/colour_texture``) (float64), streamed
+    from its feature store."""
     with open_feature_store(path) as store:
         if store.n_tiles == 0:
             raise InputTableError(f"feature store {path} has no tiles")
-        total = np.zeros(store.feature_dim)
-        for block in store.iter_blocks(16384):
-            total += block.astype(np.float64).sum(0)
+        total = None
+        for block in store.iter_blocks(16384, dataset):
+            part = block.astype(np.float64).sum(0)
+            total = part if total is None else total + part
         return total / store.n_tiles
 
 
 def train_baseline(genes: Sequence[str], expression: Mapping, features: Mapping[str, str],
-                   sample_patient: Mapping[str, str], alphas: Sequence[float], n_folds: int) -> dict:
-    """Fit the baseline on the given slides (train + tune): one row per slide, target
-    = its patient's expression, groups = patients. Features are standardised with the
-    fitting slides' mean/sd (stored) so one penalty suits all dimensions."""
+                   sample_patient: Mapping[str, str], alphas: Sequence[float], n_folds: int,
+                   dataset: str = "features") -> dict:
+    """Fit the baseline on the given slides (train + tune): one row per slide (the slide
+    mean of the feature store's ``dataset``), target = its patient's expression, groups
+    = patients. Inputs are standardised with the fitting slides' mean/sd (stored) so one
+    penalty suits all dimensions."""
     samples = sorted(features)
     if not samples:
         raise InputTableError("the ridge baseline has no training slides")
-    x = np.stack([slide_mean_features(features[s]) for s in samples])
+    x = np.stack([slide_mean_features(features[s], dataset) for s in samples])
     f_mean = x.mean(0)
     f_sd = x.std(0)
     f_sd[f_sd < 1e-8] = 1.0

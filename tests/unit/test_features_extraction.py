@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from emo.colour_texture import DESCRIPTOR_NAMES, tile_descriptors
+
 from emo import encoders as E
 from emo import features as F
 from emo.provenance import file_sha256, hdf5_content_sha256
@@ -49,8 +51,12 @@ def test_feature_store_contents_and_attrs(tmp_path, lite0):
     tiles = ArrayTiles(n, 224, seed=7)
     out = _extract(tmp_path, tmp_path / "features" / "efficientnet_lite0" / "S1.h5", tiles, store, num_workers=2)
     with h5py.File(out, "r") as f, h5py.File(store, "r") as t:
-        assert set(f) == {"features", "coords"}
+        assert set(f) == {"features", "colour_texture", "coords"}
         feats = f["features"][:]
+        # the colour/texture baseline's descriptors of the very tiles the encoder embedded, in order
+        descriptors = f["colour_texture"][:]
+        assert f["colour_texture"].attrs["names"].split(",") == list(DESCRIPTOR_NAMES)
+        np.testing.assert_array_equal(descriptors, tile_descriptors(np.stack([tiles[i] for i in range(n)])))
         assert f["features"].dtype == np.float32 and feats.shape == (n, 1280)
         np.testing.assert_array_equal(f["coords"][:], t["coords"][:])
         assert f["coords"].dtype == np.int64

@@ -8,7 +8,8 @@ import pytest
 
 from emo import gene_models as gm
 from emo import predictions, ridge
-from emo.stores.models import write_ridge_store
+from emo.colour_texture import N_DESCRIPTORS
+from emo.stores.models import read_ridge_store, write_ridge_store
 from emo.errors import ConfigError
 
 from gene_models_fixtures import write_feature_store
@@ -39,6 +40,9 @@ def slide_setup(tmp_path):
              "alpha": np.ones(2), "cv_mse": np.ones(2), "alphas": np.ones(1), "feature_mean": np.zeros(dim),
              "feature_sd": np.ones(dim), "samples": ["x"]}
     write_ridge_store(tmp_path / "ridge.h5", model, {})
+    colour_model = {**model, "coef": rng.normal(size=(2, N_DESCRIPTORS)), "feature_mean": np.full(N_DESCRIPTORS, 0.1),
+                    "feature_sd": np.full(N_DESCRIPTORS, 2.0)}
+    write_ridge_store(tmp_path / "colour_texture.h5", colour_model, {})
     return tmp_path, chunks, paths, model, dim, rng
 
 
@@ -57,8 +61,10 @@ def expected_tiles(chunks, features):
 def test_predict_slide(slide_setup, tile_genes, expected):
     tmp, chunks, paths, model, dim, rng = slide_setup
     features = rng.normal(size=(13, dim)).astype(np.float32)
-    write_feature_store(tmp / "f.h5", features, "S1")
-    predictions.predict_slide(tmp / "f.h5", paths, tmp / "ridge.h5", tmp / "out.h5", tile_genes, {"code_version": "t"})
+    descriptors = rng.uniform(size=(13, N_DESCRIPTORS)).astype(np.float32)
+    write_feature_store(tmp / "f.h5", features, "S1", colour_texture=descriptors)
+    baselines = {"ridge": tmp / "ridge.h5", "colour_texture": tmp / "colour_texture.h5"}
+    predictions.predict_slide(tmp / "f.h5", paths, baselines, tmp / "out.h5", tile_genes, {"code_version": "t"})
     truth = expected_tiles(chunks, features.astype(np.float64))
     with h5py.File(tmp / "out.h5") as h5:
         genes = [g.decode() for g in h5["genes"][:]]
@@ -74,6 +80,11 @@ def test_predict_slide(slide_setup, tile_genes, expected):
         np.testing.assert_allclose(h5["ridge/slide_mean"][:],
                                    model["coef"] @ features.astype(np.float64).mean(0) + model["intercept"],
                                    rtol=1e-5)
+        # the colour/texture baseline reads the slide mean of /colour_texture, standardised by its own stats
+        colour = read_ridge_store(tmp / "colour_texture.h5")
+        x = (descriptors.astype(np.float64).mean(0) - 0.1) / 2.0
+        np.testing.assert_allclose(h5["colour_texture/slide_mean"][:], colour.coef @ x + colour.intercept, rtol=1e-5)
+        assert [g.decode() for g in h5["colour_texture/genes"][:]] == ["A", "B"]
 
 
 def test_numpy_forward_matches_torch_for_mlp():

@@ -11,7 +11,8 @@ import pytest
 from statistics_fixtures import make_inputs
 from workflow_runner import snakemake
 
-STAT_RULES = ["gene_statistics_validation", "gene_statistics_validation_ridge", "gene_statistics_model_comparison",
+STAT_RULES = ["gene_statistics_validation", "gene_statistics_validation_ridge",
+              "gene_statistics_validation_colour_texture", "gene_statistics_model_comparison",
               "gene_statistics_testing", "gene_statistics_proliferation", "gene_statistics_markers",
               "gene_statistics_pam50", "gene_statistics_er_models", "gene_statistics_figures"]
 ENCODER = "efficientnet_lite0"
@@ -19,13 +20,15 @@ ENCODER = "efficientnet_lite0"
 
 def _write_workdir(wd: Path, statistics_yaml: str) -> list[str]:
     synth = make_inputs(wd, n_training=160, n_external=60)
-    # Predictions live under the encoder's folder; a noisier copy stands in for the ridge baseline.
+    # Predictions live under the encoder's folder; damped copies stand in for the two baselines.
     pred_dir = wd / "results/predictions" / ENCODER
     pred_dir.mkdir(parents=True, exist_ok=True)
     synth.predictions.rename(pred_dir / "patients.tsv")
     ridge = pd.read_csv(pred_dir / "patients.tsv", sep="\t")
     ridge.iloc[:, 1:] = ridge.iloc[:, 1:] * 0.5 + 3.0
     ridge.to_csv(pred_dir / "patients_ridge.tsv", sep="\t", index=False)
+    ridge.iloc[:, 1:] = ridge.iloc[:, 1:] * 0.5 + 1.0
+    ridge.to_csv(pred_dir / "patients_colour_texture.tsv", sep="\t", index=False)
     t = synth.split_table
     pd.DataFrame({"sample": t["patient"] + "-01", "patient": t["patient"], "cohort": t["cohort"],
                   "slide": "slides/" + t["patient"] + ".svs"}).to_csv(wd / "samples.tsv", sep="\t", index=False)
@@ -84,6 +87,9 @@ def test_statistics_rules_run_and_rerun_minimally(tmp_path):
         assert (tmp_path / target).stat().st_size > 0, target
     validation = pd.read_csv(tmp_path / f"results/statistics/{ENCODER}/validation.tsv", sep="\t")
     assert validation["selected"].any()
+    comparison = pd.read_csv(tmp_path / f"results/statistics/{ENCODER}/model_comparison.tsv", sep="\t")
+    assert list(comparison["model"]) == ["emo", "ridge", "colour_texture"]
+    assert comparison["n_genes"].nunique() == 1 and comparison["n_genes"].iloc[0] == len(validation)
     # A figure-only key reruns only the figures rule; a selection key reruns selection
     # and what depends on it, never an upstream stage.
     (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("top_n: 6", "top_n: 5"))

@@ -99,8 +99,11 @@ rule train_ridge:
         expression="results/expression/training.h5",
         train=expand("results/features/{{encoder}}/{sample}.h5", sample=PLAN.model_samples),
     output:
-        model="results/models/{encoder}/ridge.h5",
-        table="results/models/{encoder}/ridge.tsv",
+        # keys: the baselines of emo.ridge.BASELINE_INPUTS
+        ridge="results/models/{encoder}/ridge.h5",
+        ridge_table="results/models/{encoder}/ridge.tsv",
+        colour_texture="results/models/{encoder}/colour_texture_ridge.h5",
+        colour_texture_table="results/models/{encoder}/colour_texture_ridge.tsv",
     log:
         log_path("train_ridge", "encoder"),
     benchmark:

@@ -19,6 +19,7 @@ def gene_statistics_targets(encoder=None):
                   "markers_summary.tsv", "markers_tests.tsv", "pam50_clusters.tsv", "pam50_clustering.tsv",
                   "er_models.tsv", "er_summary.tsv"]
     if STATS["ridge_baseline"]:
-        names += ["ridge/validation.tsv", "ridge/selected_genes.tsv", "model_comparison.tsv"]
+        names += ["ridge/validation.tsv", "ridge/selected_genes.tsv", "colour_texture/validation.tsv",
+                  "colour_texture/selected_genes.tsv", "model_comparison.tsv"]
     names += [f"figures/{name}" for name, _ in _STATS_FIGURES.values()]
     return [f"{base}/{name}" for name in names]

@@ -1,7 +1,7 @@
 # Stage: predictions. Per-slide predictions of every modelled gene (slide mean of tile
 # predictions; tile-level values for config predictions.tile_genes) and patient means.
 #   results/predictions/{encoder}/slides/{sample}.h5
-#   results/predictions/{encoder}/patients.tsv, patients_ridge.tsv
+#   results/predictions/{encoder}/patients.tsv, patients_ridge.tsv, patients_colour_texture.tsv
 # A new slide adds one predict_slide job (or reruns its batch, config slide_batches)
 # and reruns only the aggregate.
 
@@ -12,6 +12,7 @@ PREDICTIONS = config["predictions"]
 predictions_targets = lambda: [  # noqa: E731
     f"results/predictions/{ENCODER}/patients.tsv",
     f"results/predictions/{ENCODER}/patients_ridge.tsv",
+    f"results/predictions/{ENCODER}/patients_colour_texture.tsv",
 ]
 
 
@@ -25,6 +26,7 @@ for _rule, _samples in per_slide_units("predict_slide"):
             features=unit_paths("results/features/{{encoder}}/{sample}.h5", _samples),
             models="results/models/{encoder}/chunks_manifest.tsv",
             ridge="results/models/{encoder}/ridge.h5",
+            colour_texture="results/models/{encoder}/colour_texture_ridge.h5",
         output:
             predictions=unit_paths("results/predictions/{{encoder}}/slides/{sample}.h5", _samples),
         log:
@@ -51,6 +53,7 @@ rule patient_predictions:
     output:
         nn="results/predictions/{encoder}/patients.tsv",
         ridge="results/predictions/{encoder}/patients_ridge.tsv",
+        colour_texture="results/predictions/{encoder}/patients_colour_texture.tsv",
     log:
         log_path("patient_predictions", "encoder"),
     benchmark:

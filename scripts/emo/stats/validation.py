@@ -121,7 +121,8 @@ COMPARISON_COLUMNS = ["model", "n_genes", "n_padj_below_0.05", "n_r2_above_min",
 
 
 def model_comparison(tables: dict[str, pd.DataFrame], min_r2: float) -> pd.DataFrame:
-    """One row per model's validation table (EMO gene models vs the ridge baseline),
+    """One row per model's validation table (EMO gene models, the ridge baselines on encoder
+    features and on colour/texture descriptors), in the order given,
     counted over the genes the models share."""
     shared = sorted(set.intersection(*(set(t["gene"]) for t in tables.values())))
     rows = []

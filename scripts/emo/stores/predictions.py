@@ -1,8 +1,8 @@
 """The per-slide prediction store ``results/predictions/{encoder}/slides/{sample}.h5``
 (docs/data_contracts.md, "Models and predictions"): ``/genes`` + ``/slide_mean``
 (all modelled genes), ``/tiles/genes`` + ``/tiles/values`` (tile genes, gzip,
-chunked), ``/coords`` as the feature store, optional ``/ridge/genes`` +
-``/ridge/slide_mean``; root attrs ``sample``, ``n_tiles``, ``tile_genes_setting``, provenance.
+chunked), ``/coords`` as the feature store, per baseline (``ridge``, ``colour_texture``)
+``/{baseline}/genes`` + ``/{baseline}/slide_mean``; root attrs ``sample``, ``n_tiles``, ``tile_genes_setting``, provenance.
 
 :func:`open_prediction_store` reads tile values column by column (bounded memory when
 every gene has tile predictions); :func:`read_slide_means` reads just the slide means.
@@ -11,7 +11,7 @@ every gene has tile predictions); :func:`read_slide_means` reads just the slide 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -31,8 +31,8 @@ class SlidePredictions:
     coords: np.ndarray                  # /coords (N, 2), as the feature store
     coords_attrs: dict                  # /coords attrs
     attrs: dict                         # root attrs, written in this order
-    ridge_genes: list[str] | None = None           # /ridge/genes
-    ridge_slide_mean: np.ndarray | None = None     # /ridge/slide_mean (G_ridge,) float32
+    # baseline name -> (genes, slide means (G_b,)): /{name}/genes, /{name}/slide_mean
+    baselines: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
 
 def write_prediction_store(path: str | Path, store: SlidePredictions) -> None:
@@ -49,15 +49,16 @@ def write_prediction_store(path: str | Path, store: SlidePredictions) -> None:
                                if tiles.size else None, compression="gzip" if tiles.size else None)
             dset = h5.create_dataset("coords", data=store.coords)
             write_attrs(dset, store.coords_attrs)
-            if store.ridge_genes is not None:
-                rgrp = h5.create_group("ridge")
-                write_strs(rgrp, "genes", store.ridge_genes)
-                rgrp.create_dataset("slide_mean", data=np.asarray(store.ridge_slide_mean).astype(np.float32))
+            for name, (genes, means) in sorted(store.baselines.items()):
+                group = h5.create_group(name)
+                write_strs(group, "genes", genes)
+                group.create_dataset("slide_mean", data=np.asarray(means).astype(np.float32))
             write_attrs(h5, store.attrs)
 
 
 def read_slide_means(path: str | Path, group: str = "") -> tuple[list[str], np.ndarray]:
-    """(genes, slide means) of the gene models (``group=""``) or the ridge baseline (``"ridge"``)."""
+    """(genes, slide means) of the gene models (``group=""``) or a baseline (``"ridge"``,
+    ``"colour_texture"``)."""
     prefix = f"{group}/" if group else ""
     with h5py.File(path, "r") as h5:
         return read_strs(h5[prefix + "genes"]), h5[prefix + "slide_mean"][:]
