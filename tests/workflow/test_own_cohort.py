@@ -60,7 +60,7 @@ def test_readme_command_runs_a_cohort_outside_the_repository(request, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     # what a user writes: paths relative to the run folder, the training schedule of the
-    # small test config (short, for CI), no heterogeneity traits
+    # small test config (short, for CI), no heterogeneity traits, batched per-slide jobs
     small = yaml.safe_load((REPO_ROOT / "config" / "test" / "config.yaml").read_text())
     (run / "my_config.yaml").write_text(yaml.safe_dump({
         "samples": "../my_cohort/samples.tsv",
@@ -69,6 +69,8 @@ def test_readme_command_runs_a_cohort_outside_the_repository(request, tmp_path):
                                  "reference": True},
                     "EXTERNAL": {"expression": "../my_cohort/expression_external.tsv", "role": "external"}},
         "heterogeneity": {"enabled": False},
+        # small slides on one machine: several slides per job (docs/configuration.md)
+        "slide_batches": 4,
         "gene_models": small["gene_models"],
         "statistics": small.get("statistics", {}),
     }, sort_keys=False))

@@ -1,9 +1,12 @@
 """Reproducibility: two clean runs of the small demo give byte-identical tables and
 identical stores, and every output records its code version and parameters.
 
-The first run is the session's local run (``small_demo_run``), the second a fresh
-local run in another directory. (tests/workflow/test_slurm_cluster.py checks that outputs
-recomputed on Slurm equal the local ones.)
+The first run is the session's local run (``small_demo_run``, one job per slide), the
+second a fresh local run in another directory with the per-slide stages packed into
+batches (``slide_batches: 5``): packing work into jobs must change no result, so one
+comparison checks both (and the batched run takes half the time on small slides).
+(tests/workflow/test_slurm_cluster.py checks that outputs recomputed on Slurm equal the
+local ones.)
 
 Allowed differences (docs/reproducibility.md): the HDF5 ``created`` attribute, and the
 working directory itself where an absolute path is recorded (it is replaced by
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+import yaml
 
 from workflow_runner import make_workspace, snakemake
 from slurm_fixtures import TEXT_SUFFIXES, output_difference
@@ -26,11 +30,19 @@ pytestmark = pytest.mark.slow
 OUTPUT_DIRS = ("results", "data")
 
 
+BATCHES = 5
+
+
 @pytest.fixture(scope="session")
 def second_demo_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("small_demo_again")
     config = make_workspace(workdir)
-    snakemake(workdir, "--configfile", str(config), "--cores", "2", timeout=1500)
+    settings = yaml.safe_load(config.read_text())
+    assert settings["slide_batches"] == 0, "the first run is meant to be one job per slide"
+    settings["slide_batches"] = BATCHES
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    result = snakemake(workdir, "--configfile", str(config), "--cores", "2", timeout=1500)
+    assert "extract_features_train0" in result.stdout + result.stderr, "the second run did not run in batches"
     return workdir
 
 

@@ -1,0 +1,43 @@
+"""What the pipeline recovered of a demo cohort's planted truth, per gene type and per
+driving compartment, for the gene models and both ridge baselines (used by the small
+demo's CI check and the full demo's acceptance test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+MODELS = {"emo": "validation.tsv", "ridge": "ridge/validation.tsv", "colour_texture": "colour_texture/validation.tsv"}
+
+
+def planted_and_validated(workdir: Path, demo_out: str, encoder: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(truth per gene: type, oracle r2, main driver; {model: validation table}) over the
+    genes every model validated."""
+    truth = json.loads((workdir / demo_out / "truth.json").read_text())
+    genes = pd.DataFrame(truth["genes"]).T
+    genes["driver"] = [max(d, key=d.get) if isinstance(d, dict) and d else "" for d in genes["drivers"]]
+    stats = workdir / "results/statistics" / encoder
+    tables = {model: pd.read_csv(stats / name, sep="\t").set_index("gene") for model, name in MODELS.items()}
+    shared = sorted(set(genes.index).intersection(*(set(t.index) for t in tables.values())))
+    return genes.loc[shared], {m: t.loc[shared] for m, t in tables.items()}
+
+
+def recovery_by(genes: pd.DataFrame, table: pd.DataFrame, column: str = "type") -> pd.DataFrame:
+    """Per value of ``column``: n, sensitivity (BH < 0.05), mean Spearman, mean R², oracle R²."""
+    joined = genes[[column, "r2"]].join(table[["padj_bh", "spearman_r", "r2_pred"]])
+    joined["significant"] = joined["padj_bh"] < 0.05
+    return joined.groupby(column).agg(n=("significant", "size"), sensitivity=("significant", "mean"),
+                                      mean_spearman=("spearman_r", "mean"), mean_r2=("r2_pred", "mean"),
+                                      oracle_r2=("r2", lambda r: pd.to_numeric(r, errors="coerce").mean()))
+
+
+def report_lines(summaries: dict[str, pd.DataFrame]) -> list[str]:
+    lines = []
+    for model, summary in summaries.items():
+        lines.append(f"{model}:")
+        lines += [f"  {str(kind):13s} n={int(row.n):3d} sensitivity {row.sensitivity:.2f}  mean rho "
+                  f"{row.mean_spearman:+.2f}  mean R2 {row.mean_r2:+.2f}  (oracle R2 {row.oracle_r2:.2f})"
+                  for kind, row in summary.iterrows()]
+    return lines

@@ -1,0 +1,74 @@
+"""Recovery on the small end-to-end demo (the session's ``small_demo_run``, via
+``finished_demo``): the CI-sized
+version of the full demo's acceptance check (tests/workflow/test_demo_acceptance.py).
+
+The small demo has 46 patients, of whom about 11 are validation patients, so the
+thresholds here are set for that size (a planted gene of oracle R² 0.9 reaches BH < 0.05
+in 11 patients about half the time); the numbers are printed beside them. Every model is
+reported beside the two ridge baselines (encoder features; 40 colour/texture
+descriptors) on the same validation patients, with the planted oracle R².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demo_recovery import MODELS, planted_and_validated, recovery_by, report_lines
+from slurm_fixtures import finished_demo
+
+pytestmark = pytest.mark.slow
+
+ENCODER = "efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def recovery(request):
+    workdir = finished_demo(request)
+    genes, tables = planted_and_validated(workdir, "data/demo_test", ENCODER)
+    assert len(genes) >= 50, len(genes)
+    return genes, tables, workdir
+
+
+def _report(capsys, lines):
+    with capsys.disabled():
+        print("\n" + "\n".join(f"    {line}" for line in lines))
+
+
+def test_planted_genes_recovered_beside_both_baselines(recovery, capsys):
+    genes, tables, _ = recovery
+    summaries = {model: recovery_by(genes, table) for model, table in tables.items()}
+    _report(capsys, [f"validation patients: {int(tables['emo']['n'].max())}; genes: {len(genes)}",
+                     *report_lines(summaries)])
+    emo = summaries["emo"]
+    # strong planted genes are found and ranked; nulls are not
+    assert emo.loc["morphology", "sensitivity"] >= 0.35
+    assert emo.loc["morphology", "mean_spearman"] >= 0.45
+    assert emo.loc["morphology", "mean_spearman"] > emo.loc["null", "mean_spearman"] + 0.3
+    for model, summary in summaries.items():
+        assert summary.loc["null", "sensitivity"] <= 0.2, model
+    # the baselines were computed on the same patients and genes, and differ from the models
+    for model in ("ridge", "colour_texture"):
+        assert (tables[model]["n"] == tables["emo"]["n"]).all(), model
+        assert not np.allclose(tables[model]["spearman_r"], tables["emo"]["spearman_r"]), model
+
+
+def test_model_comparison_lists_models_and_baselines(recovery):
+    genes, tables, workdir = recovery
+    comparison = pd.read_csv(workdir / "results/statistics" / ENCODER / "model_comparison.tsv", sep="\t")
+    assert list(comparison["model"]) == list(MODELS)
+    for model, table in tables.items():
+        row = comparison.set_index("model").loc[model]
+        assert row["n_padj_below_0.05"] == int((table["padj_bh"] < 0.05).sum()), model
+        assert row["median_spearman_r"] == pytest.approx(table["spearman_r"].median()), model
+
+
+def test_heads_train_past_the_first_epochs(recovery, capsys):
+    _, _, workdir = recovery
+    summary = pd.read_csv(workdir / "results/models" / ENCODER / "training_summary.tsv", sep="\t")
+    best = summary["best_epoch"]
+    _report(capsys, [f"best epochs over {len(best)} genes: median {best.median():.0f}, "
+                     f"share <= 2: {(best <= 2).mean():.2f}, max {best.max()}"])
+    assert best.median() > 2
+    assert (best <= 2).mean() < 0.5
