@@ -12,12 +12,25 @@ import pandas as pd
 MODELS = {"emo": "validation.tsv", "ridge": "ridge/validation.tsv", "colour_texture": "colour_texture/validation.tsv"}
 
 
+PLANTED_TYPES = ("morphology", "tumour_cell", "weak")
+
+
+def effect_stratum(gene_type: str, r2) -> str:
+    """Planted genes by oracle R²: strong (>= 0.5), moderate (0.25-0.5), weak (< 0.25);
+    other genes by their type (null, clinical, near_constant)."""
+    if gene_type not in PLANTED_TYPES:
+        return gene_type
+    r2 = float(r2)
+    return "strong" if r2 >= 0.5 else "moderate" if r2 >= 0.25 else "weak"
+
+
 def planted_and_validated(workdir: Path, demo_out: str, encoder: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """(truth per gene: type, oracle r2, main driver; {model: validation table}) over the
     genes every model validated."""
     truth = json.loads((workdir / demo_out / "truth.json").read_text())
     genes = pd.DataFrame(truth["genes"]).T
-    genes["driver"] = [max(d, key=d.get) if isinstance(d, dict) and d else "" for d in genes["drivers"]]
+    genes["driver"] = [max(d, key=lambda k: abs(d[k])) if isinstance(d, dict) and d else "" for d in genes["drivers"]]
+    genes["stratum"] = [effect_stratum(t, r2) for t, r2 in zip(genes["type"], genes["r2"])]
     stats = workdir / "results/statistics" / encoder
     tables = {model: pd.read_csv(stats / name, sep="\t").set_index("gene") for model, name in MODELS.items()}
     shared = sorted(set(genes.index).intersection(*(set(t.index) for t in tables.values())))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -126,3 +127,24 @@ def test_sheet_check_names_the_sample():
     # slides outside the demo folder are the user's own and not checked
     own = pd.DataFrame([{"sample": "X1", "patient": "P", "cohort": "TCGA", "slide": "/data/x.svs"}])
     design.check_sheet(cfg, pd.concat([sheet, own]))
+
+
+def test_fat_rich_tumours_and_the_fat_cap():
+    cfg = design.settings({"patients": {"TCGA": 300}})
+    patients = design.patients(cfg)["patient"]
+    rich = [p for p in patients if design.fat_rich(cfg, p)]
+    assert 0.08 < len(rich) / len(patients) < 0.22
+    fat = {p: design.patient_composition(cfg, p)["fat"] for p in patients}
+    assert np.mean([fat[p] for p in rich]) > 0.4 > np.mean([fat[p] for p in patients if p not in rich])
+    assert max(fat.values()) <= cfg["max_fat_fraction"] + 1e-12
+    assert sum(v > 0.5 for v in fat.values()) >= 0.05 * len(patients)   # fat-dominated tumours exist
+
+
+def test_site_stain_reaches_the_slide_spec_and_unknown_sites_are_refused():
+    cfg = design.settings({"patients": {"TCGA": 4, "CLINSEQ": 4}, "site_stain": {"CLINSEQ": [1.3, 0.8]}})
+    specs = {s: design.slide_spec(cfg, s) for s in design.sample_names(cfg)}
+    assert {spec.stain for spec in specs.values() if spec.cohort == "CLINSEQ"} == {(1.3, 0.8)}
+    assert {spec.stain for spec in specs.values() if spec.cohort == "TCGA"} == {(1.0, 1.0)}
+    assert len({spec.tumour_grade for spec in specs.values()}) > 3
+    with pytest.raises(ConfigError, match="demo.site_stain.*'XYZ'"):
+        design.settings({"patients": {"TCGA": 4}, "site_stain": {"XYZ": [1.0, 1.0]}})

@@ -138,3 +138,22 @@ def test_compartments_look_different_and_artefacts_present():
     assert mean["fat"] > mean["stroma"]
     assert mean["lymphocytes"] < mean["stroma"] and mean["tumour"] < mean["stroma"]
     assert mean["necrosis"] > mean["tumour"]
+
+
+def _tumour_od(site_stain=(1.0, 1.0), grade=0.5, seed=5):
+    """Mean optical density (R, G, B) of the tumour texture, and its haematoxylin-rich share."""
+    tex = render.textures(np.random.default_rng(seed), 1.0, site_stain, grade)[design.LABELS["tumour"]]
+    od = -np.log10((tex.astype(np.float64) + 1) / 256)
+    return od.reshape(-1, 3).mean(0), float((od[..., 0] > 0.6).mean())
+
+
+def test_site_stain_and_tumour_grade_change_the_pixels():
+    base, base_dark = _tumour_od()
+    more_h, _ = _tumour_od(site_stain=(1.3, 1.0))
+    more_e, _ = _tumour_od(site_stain=(1.0, 1.3))
+    # haematoxylin absorbs red and green (OD_H), eosin almost only green (OD_E)
+    assert more_h[0] > base[0] + 0.03 and more_e[1] > base[1] + 0.03
+    assert more_e[0] - base[0] < 0.5 * (more_h[0] - base[0])
+    _, low_dark = _tumour_od(grade=0.0)
+    _, high_dark = _tumour_od(grade=1.0)
+    assert high_dark > low_dark * 1.3, (low_dark, high_dark)   # larger, denser nuclei

@@ -222,3 +222,30 @@ def test_spatial_tables(written, data):
     rho_null = [within_slide_rho(np.log2(counts[p] / neg), comp["tumour"]) for p in spatial["null_probes"]]
     assert np.median(np.abs(rho_null)) < 0.35
     assert within_slide_rho(ki67["ki67"], comp["tumour"]) > 0.4
+
+
+def test_tumour_cell_genes_follow_the_grade_not_the_compartments(data):
+    expr, _, truth, fractions = data
+    cell = [g for g, v in truth["genes"].items() if v["type"] == "tumour_cell"]
+    assert len(cell) >= 2, truth["gene_types"]
+    tcga = [p for p in expr.columns if p.startswith("TCGA-")]
+    grade = pd.Series({p: truth["patient_traits"][p]["tumour_grade"] for p in tcga})
+    for gene in cell:
+        sign = truth["genes"][gene]["drivers"][design.TUMOUR_GRADE]
+        r = stats.pearsonr(sign * grade, expr.loc[gene, tcga]).statistic
+        planted = math.sqrt(truth["genes"][gene]["r2"])
+        assert r > planted - 0.35, (gene, r, planted)   # 40 patients: sd of r about 0.15
+        tumour_share = stats.pearsonr(fractions.loc[tcga, "tumour"], expr.loc[gene, tcga]).statistic
+        assert abs(tumour_share) < 0.45, (gene, tumour_share)
+
+
+def test_synthetic_effect_sizes_are_spread_mostly_weak():
+    cfg = design.settings({"gene_panel": "full", "n_genes": 400})
+    r2 = np.array([s.r2 for s in design.gene_specs(cfg) if s.type in ("morphology", "tumour_cell")
+                   and s.name.startswith("GENE")])
+    low, high = cfg["synthetic_r2_range"]
+    assert len(r2) >= 40 and r2.min() >= low and r2.max() <= high
+    # log-uniform on [0.1, 0.9]: about 68 % below 0.5, 32 % below 0.2
+    assert 0.55 < (r2 < 0.5).mean() < 0.8 and (r2 < 0.2).mean() > 0.2
+    named = [s.r2 for s in design.gene_specs(cfg) if s.type == "morphology" and not s.name.startswith("GENE")]
+    assert set(named) == {cfg["morphology_r2"]}

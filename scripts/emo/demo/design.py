@@ -28,7 +28,11 @@ BASE_COMPOSITION = {"tumour": 0.36, "stroma": 0.32, "lymphocytes": 0.13, "fat": 
 # Keys whose change alters slide pixels or truth maps (the rest only alter tables).
 SLIDE_KEYS = ("seed", "out_dir", "patients", "two_slide_fraction", "composition_concentration", "fraction_40x",
               "slide_size_um", "mixing_scale_um", "pen_fraction", "blur_fraction", "render_um_per_px",
-              "truth_um_per_px", "jpeg_quality")
+              "truth_um_per_px", "jpeg_quality", "site_stain", "fat_rich_fraction", "max_fat_fraction")
+# Dirichlet centre of a fat-rich tumour (breast: fat is everywhere, some tumours sit in it).
+FAT_RICH_COMPOSITION = {"tumour": 0.2, "stroma": 0.15, "lymphocytes": 0.06, "fat": 0.55, "necrosis": 0.04}
+# The driver name of tumour-cell genes: the patient's nuclear grade, not a compartment share.
+TUMOUR_GRADE = "tumour_grade"
 
 PAM50 = ("ACTR3B", "ANLN", "BAG1", "BCL2", "BIRC5", "BLVRA", "CCNB1", "CCNE1", "CDC20", "CDC6", "CDH3", "CENPF",
          "CEP55", "CXXC5", "EGFR", "ERBB2", "ESR1", "EXO1", "FGFR4", "FOXA1", "FOXC1", "GPR160", "GRB7", "KIF2C",
@@ -90,6 +94,10 @@ def settings(demo_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
                           "demo.gene_panel: compact")
     if not cfg["patients"]:
         raise ConfigError("config key 'demo.patients': give at least one cohort with a number of patients")
+    for cohort in cfg["site_stain"] or {}:
+        if cohort not in cfg["patients"]:
+            raise ConfigError(f"config key 'demo.site_stain': cohort {cohort!r} is not a demo cohort "
+                              f"(demo.patients: {sorted(cfg['patients'])})")
     for trait in cfg["heterogeneity_traits"]:
         if trait not in panel:
             raise ConfigError(f"config key 'demo.heterogeneity_traits': {trait!r} is not a gene of the "
@@ -179,11 +187,12 @@ def sample_names(cfg: Mapping[str, Any]) -> list[str]:
 @dataclass(frozen=True)
 class GeneSpec:
     name: str
-    type: str  # morphology | weak | clinical | null | near_constant
+    type: str  # morphology | tumour_cell | weak | clinical | null | near_constant
     drivers: dict[str, float] = field(default_factory=dict)
     clinical: dict[str, float] = field(default_factory=dict)
     mean: float = 6.0
     scale: float = 1.0
+    r2: float | None = None  # planted R² on the driver score (morphology, tumour_cell, weak)
 
 
 def gene_specs(cfg: Mapping[str, Any]) -> list[GeneSpec]:
@@ -198,16 +207,25 @@ def gene_specs(cfg: Mapping[str, Any]) -> list[GeneSpec]:
     named_morph = [g for g in panel if g in NAMED_DRIVERS]
     n_syn_morph = max(0, min(n_morph_target - len(named_morph), n_synthetic - cfg["n_near_constant"]))
     n_syn_weak = max(0, min(n_weak, n_synthetic - cfg["n_near_constant"] - n_syn_morph))
+    n_syn_cell = max(0, min(round(cfg["fraction_tumour_cell"] * n_genes),
+                            n_synthetic - cfg["n_near_constant"] - n_syn_morph - n_syn_weak))
     order = rng.permutation(n_synthetic)
     kinds = np.full(n_synthetic, "null", dtype=object)
-    kinds[order[:cfg["n_near_constant"]]] = "near_constant"
-    kinds[order[cfg["n_near_constant"]:cfg["n_near_constant"] + n_syn_morph]] = "morphology"
-    kinds[order[cfg["n_near_constant"] + n_syn_morph:cfg["n_near_constant"] + n_syn_morph + n_syn_weak]] = "weak"
+    bounds = np.cumsum([cfg["n_near_constant"], n_syn_morph, n_syn_weak, n_syn_cell])
+    kinds[order[:bounds[0]]] = "near_constant"
+    kinds[order[bounds[0]:bounds[1]]] = "morphology"
+    kinds[order[bounds[1]:bounds[2]]] = "weak"
+    kinds[order[bounds[2]:bounds[3]]] = "tumour_cell"
+    # Effect sizes of synthetic planted genes: log-uniform, so most are weak (own stream:
+    # the other draws stay as they were).
+    low, high = (float(v) for v in cfg["synthetic_r2_range"])
+    r2_rng = rng_for(cfg["seed"], "gene_r2")
     specs = []
     for name in panel:
         mean, scale = float(rng.uniform(4.0, 10.0)), float(rng.uniform(0.6, 1.4))
         if name in NAMED_DRIVERS:
-            specs.append(GeneSpec(name, "morphology", dict(NAMED_DRIVERS[name]), {}, mean, scale))
+            specs.append(GeneSpec(name, "morphology", dict(NAMED_DRIVERS[name]), {}, mean, scale,
+                                  float(cfg["morphology_r2"])))
         elif name in CLINICAL_EFFECTS:
             specs.append(GeneSpec(name, "clinical", {}, dict(CLINICAL_EFFECTS[name]), mean, scale))
         else:
@@ -222,7 +240,11 @@ def gene_specs(cfg: Mapping[str, Any]) -> list[GeneSpec]:
                 drivers[COMPARTMENTS[c]] = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0))
         if kind == "near_constant":
             scale = 0.03
-        specs.append(GeneSpec(name, str(kind), drivers, {}, mean, scale))
+        r2 = float(math.exp(r2_rng.uniform(math.log(low), math.log(high))))
+        if kind == "tumour_cell":
+            drivers = {TUMOUR_GRADE: float(rng.choice([-1.0, 1.0]))}
+        planted = {"morphology": r2, "tumour_cell": r2, "weak": float(cfg["weak_r2"])}.get(str(kind))
+        specs.append(GeneSpec(name, str(kind), drivers, {}, mean, scale, planted))
     return specs
 
 
@@ -246,30 +268,44 @@ class SlideSpec:
     pen: bool
     blur: bool
     seed: int
+    stain: tuple[float, float] = (1.0, 1.0)  # the site's haematoxylin / eosin OD multipliers
+    tumour_grade: float = 0.5                # 0..1: tumour nuclei size and chromatin density
 
 
-# Fat read as background to the tissue detector before its structure pass
-# (docs/tiling.md); a slide that was mostly fat had no tile that passed QC, so the demo
-# keeps fat below this share (the excess goes to the other compartments in proportion).
-# Kept so the demo cohort's compositions stay as they were.
-MAX_FAT_FRACTION = 0.45
-
-
-def cap_fat(comp: np.ndarray) -> np.ndarray:
+def cap_fat(comp: np.ndarray, max_fat: float) -> np.ndarray:
+    """Keep a slide's fat share at most ``max_fat`` (config ``demo.max_fat_fraction``; a
+    slide of nothing but fat has no tumour to model); the excess goes to the other
+    compartments in proportion."""
     fat = COMPARTMENTS.index("fat")
     comp = np.asarray(comp, dtype=float).copy()
-    if comp[fat] > MAX_FAT_FRACTION:
+    if comp[fat] > max_fat:
         others = np.arange(len(comp)) != fat
-        comp[others] += (comp[fat] - MAX_FAT_FRACTION) * comp[others] / comp[others].sum()
-        comp[fat] = MAX_FAT_FRACTION
+        comp[others] += (comp[fat] - max_fat) * comp[others] / comp[others].sum()
+        comp[fat] = max_fat
     return comp
+
+
+def fat_rich(cfg: Mapping[str, Any], patient: str) -> bool:
+    return bool(rng_for(cfg["seed"], "fat_rich", patient).random() < float(cfg["fat_rich_fraction"]))
 
 
 def patient_composition(cfg: Mapping[str, Any], patient: str) -> dict[str, float]:
     rng = rng_for(cfg["seed"], "composition", patient)
-    alpha = np.array([BASE_COMPOSITION[c] for c in COMPARTMENTS]) * float(cfg["composition_concentration"])
-    comp = cap_fat(rng.dirichlet(alpha))
+    centre = FAT_RICH_COMPOSITION if fat_rich(cfg, patient) else BASE_COMPOSITION
+    alpha = np.array([centre[c] for c in COMPARTMENTS]) * float(cfg["composition_concentration"])
+    comp = cap_fat(rng.dirichlet(alpha), float(cfg["max_fat_fraction"]))
     return {c: float(v) for c, v in zip(COMPARTMENTS, comp)}
+
+
+def tumour_grade(cfg: Mapping[str, Any], patient: str) -> float:
+    """The patient's tumour nuclear grade in [0, 1] (drives the tumour-cell genes; seen
+    in the slides as nuclear size and chromatin density of the tumour cells)."""
+    return float(rng_for(cfg["seed"], "tumour_grade", patient).uniform(0.0, 1.0))
+
+
+def site_stain(cfg: Mapping[str, Any], cohort: str) -> tuple[float, float]:
+    h, e = (cfg.get("site_stain") or {}).get(cohort, (1.0, 1.0))
+    return float(h), float(e)
 
 
 def slide_spec(cfg: Mapping[str, Any], sample: str) -> SlideSpec:
@@ -284,7 +320,7 @@ def slide_spec(cfg: Mapping[str, Any], sample: str) -> SlideSpec:
     if sample.endswith("-A"):
         comp = base
     else:  # a second slide of the same tumour: similar composition
-        comp = cap_fat(rng.dirichlet(base * 60.0 + 0.05))
+        comp = cap_fat(rng.dirichlet(base * 60.0 + 0.05), float(cfg["max_fat_fraction"]))
     mpp = 0.25 if rng.random() < cfg["fraction_40x"] else 0.5
     w, h = (float(v) for v in cfg["slide_size_um"])
     width = 32.0 * round(w * rng.uniform(0.85, 1.15) / 32.0)
@@ -295,7 +331,8 @@ def slide_spec(cfg: Mapping[str, Any], sample: str) -> SlideSpec:
     blur = bool(rng.random() < cfg["blur_fraction"])
     return SlideSpec(sample, patient, cohort, mpp, width, height, mixing,
                      {c: float(v) for c, v in zip(COMPARTMENTS, comp)}, pen, blur,
-                     stable_seed(cfg["seed"], "pixels", sample))
+                     stable_seed(cfg["seed"], "pixels", sample), site_stain(cfg, cohort),
+                     tumour_grade(cfg, patient))
 
 
 def st_samples(cfg: Mapping[str, Any]) -> list[str]:

@@ -110,12 +110,15 @@ def _to_rgb(h: np.ndarray, e: np.ndarray, stain: tuple[float, float], extra_od: 
     return od.astype(np.uint8)
 
 
-def textures(rng: np.random.Generator, um_per_px: float) -> np.ndarray:
-    """(6, T, T, 3) uint8 textures indexed by label code."""
+def textures(rng: np.random.Generator, um_per_px: float, site_stain: tuple[float, float] = (1.0, 1.0),
+             tumour_grade: float = 0.5) -> np.ndarray:
+    """(6, T, T, 3) uint8 textures indexed by label code. ``site_stain`` multiplies the
+    slide's own haematoxylin / eosin draw (the site's lab and scanner); ``tumour_grade``
+    (0..1) sets the tumour nuclei's size (x0.8..1.3) and chromatin density (x0.85..1.2)."""
     size = TEXTURE_PX
     um = 1.0 / um_per_px  # px per µm
     area_um2 = (size / um) ** 2
-    stain = (float(rng.uniform(0.8, 1.2)), float(rng.uniform(0.8, 1.2)))
+    stain = (float(rng.uniform(0.8, 1.2)) * site_stain[0], float(rng.uniform(0.8, 1.2)) * site_stain[1])
     out = np.zeros((6, size, size, 3), dtype=np.uint8)
 
     # background: glass with faint noise
@@ -137,9 +140,11 @@ def textures(rng: np.random.Generator, um_per_px: float) -> np.ndarray:
     nests = ndimage.binary_opening(nests, iterations=2)
     e = np.where(nests, 0.38 + 0.05 * grain, 0.55 + 0.2 * np.tanh(fibres))
     h_cyto = np.where(nests, 0.16, 0.03)
-    nuc = _nuclei(rng, size, int(area_um2 * nests.mean() / 95), 5.2 * um, 0.9 * um, mask=nests)
+    grade_size = 0.8 + 0.5 * float(tumour_grade)
+    nuc = _nuclei(rng, size, int(area_um2 * nests.mean() / (95 * grade_size ** 2)), 5.2 * um * grade_size,
+                  0.9 * um * grade_size, mask=nests)
     chromatin = 0.85 + 0.25 * _periodic_noise(rng, size, 0.7 * um)
-    h = h_cyto + 1.15 * nuc * chromatin
+    h = h_cyto + 1.15 * (0.85 + 0.35 * float(tumour_grade)) * nuc * chromatin
     out[LABELS["tumour"]] = _to_rgb(h, e, stain, rng=rng)
 
     # lymphocyte aggregates: dense small dark round nuclei
@@ -180,7 +185,7 @@ def render(layout: Layout, um_per_px: float, strip_rows: int = 1024) -> np.ndarr
         raise ConfigError(f"config key 'demo.render_um_per_px': {um_per_px} must divide {FINE_UM}")
     factor = int(round(factor))
     rng = np.random.default_rng([layout.spec.seed, 1])
-    tex = textures(rng, um_per_px)
+    tex = textures(rng, um_per_px, layout.spec.stain, layout.spec.tumour_grade)
     fh, fw = layout.labels.shape
     height, width = fh * factor, fw * factor
     image = np.empty((height, width, 4), dtype=np.uint8)

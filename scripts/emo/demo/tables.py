@@ -126,6 +126,7 @@ def expression(cfg: Mapping[str, Any], fractions: pd.DataFrame, clinical: pd.Dat
         "basal": (clinical.loc[patients, "pam50"] == "Basal").to_numpy(float),
     }
     cohort = clinical.loc[patients, "cohort"].to_numpy()
+    grades = np.array([design.tumour_grade(cfg, p) for p in patients])
     offsets: dict[str, dict[str, float]] = {}
     offset_rng = rng_for(cfg["seed"], "batch_offsets")
     for name in design.cohorts(cfg):
@@ -138,11 +139,14 @@ def expression(cfg: Mapping[str, Any], fractions: pd.DataFrame, clinical: pd.Dat
     truth: dict[str, dict] = {}
     for i, spec in enumerate(specs):
         entry: dict[str, Any] = {"type": spec.type, "mean": round(spec.mean, 6), "scale": round(spec.scale, 6)}
-        if spec.type in ("morphology", "weak"):
-            r2 = float(cfg["morphology_r2"] if spec.type == "morphology" else cfg["weak_r2"])
-            z = _standardise(driver_score(spec.drivers, fractions))
+        if spec.type in ("morphology", "weak", "tumour_cell"):
+            r2 = float(spec.r2)
+            if spec.type == "tumour_cell":   # the tumour cells' grade, whatever the tumour's share
+                z = _standardise(spec.drivers[design.TUMOUR_GRADE] * grades)
+            else:
+                z = _standardise(driver_score(spec.drivers, fractions))
             signal = math.sqrt(r2) * z + math.sqrt(1 - r2) * noise[i]
-            entry.update(drivers=spec.drivers, r2=r2)
+            entry.update(drivers=spec.drivers, r2=round(r2, 6))
         elif spec.type == "clinical":
             r2 = float(cfg["clinical_r2"])
             z = _standardise(sum(w * indicators[k] for k, w in spec.clinical.items()))
@@ -401,7 +405,7 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
         "label_codes": design.LABELS,
         "genes": gene_truth,
         "gene_types": {k: sorted(g for g, v in gene_truth.items() if v["type"] == k)
-                       for k in ("morphology", "weak", "clinical", "null", "near_constant")},
+                       for k in ("morphology", "tumour_cell", "weak", "clinical", "null", "near_constant")},
         "proliferation_genes": [g for g in design.PROLIFERATION if g in gene_truth],
         "cohort_offsets": offsets,
         "heterogeneity": {
@@ -421,6 +425,10 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
                         "mixing_um": t.mixing_um, "pen": bool(t.pen.any()), "blur": bool(t.blur.any()),
                         "fractions": dict(zip(COMPARTMENTS, t.fractions.tolist()))} for s, t in truths.items()},
         "patients": {p: dict(zip(COMPARTMENTS, fractions.loc[p].tolist())) for p in fractions.index},
+        # image-side traits besides the compartment shares
+        "patient_traits": {p: {"tumour_grade": design.tumour_grade(cfg, p), "fat_rich": design.fat_rich(cfg, p)}
+                           for p in fractions.index},
+        "site_stain": {c: list(design.site_stain(cfg, c)) for c in design.cohorts(cfg)},
     }
     return {"expression": expression_tables, "clinical": clinical_out, "rois": roi_table,
             "probe_counts": probe_table, "ki67": ki67, "truth": _round(truth)}
