@@ -52,6 +52,31 @@ def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", **kwargs)
 
 
+def wrong_separator(columns) -> str | None:
+    """The separator a table read as TSV was really written with: "comma" or "semicolon"
+    when its single column's header holds commas or semicolons, else None."""
+    columns = [str(c) for c in columns]
+    if len(columns) != 1:
+        return None
+    header = columns[0]
+    counts = {"comma": header.count(","), "semicolon": header.count(";")}
+    name = max(counts, key=counts.get)
+    return name if counts[name] else None
+
+
+def check_tab_separated(columns, what: str, error_class, fix: str = "") -> None:
+    """Raise ``error_class`` when a table read as tab-separated has one column whose header
+    holds commas or semicolons: the file is comma/semicolon-separated. ``what`` names the
+    file (e.g. "sample sheet samples.tsv (config key 'samples')")."""
+    separator = wrong_separator(columns)
+    if separator is None:
+        return
+    header = str(list(columns)[0])
+    shown = header if len(header) <= 80 else header[:77] + "..."
+    raise error_class(f"{what} is {separator}-separated (its header {shown!r} reads as one column); the file "
+                      "must be tab-separated: save it as TSV (tab-delimited text)" + (f" {fix}" if fix else ""))
+
+
 def write_manifest(paths, out_path: str | Path) -> None:
     """A one-column TSV listing files (sorted). Collector rules write one so that a
     many-to-many dependency (every slide x every gene chunk) becomes many-to-one-to-many:

@@ -16,6 +16,8 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from .errors import ConfigError, SampleSheetError
+from .io import check_tab_separated
+from .resolution import EXAMPLES, RANGE_TEXT, plausible_mpp, power_of_ten_guess
 
 REQUIRED_COLUMNS = ("sample", "patient", "cohort", "slide")
 OPTIONAL_COLUMNS = ("mpp", "split")
@@ -31,6 +33,7 @@ def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
                                f"with columns {', '.join(REQUIRED_COLUMNS)}")
     sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
     sheet.columns = [c.strip() for c in sheet.columns]
+    check_tab_separated(sheet.columns, f"sample sheet {path} (config key 'samples')", SampleSheetError)
     missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
     if missing:
         raise SampleSheetError(f"sample sheet {path}: missing column(s) {', '.join(missing)}; "
@@ -60,10 +63,17 @@ def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
                 mpp = float(row.mpp)
             except ValueError:
                 mpp = float("nan")
-            if not (math.isfinite(mpp) and 0 < mpp < 100):
+            if not (math.isfinite(mpp) and mpp > 0):
                 raise SampleSheetError(f"{where}, column 'mpp': {row.mpp!r} is not a positive number of "
-                                       "µm per pixel (e.g. 0.25 for 40x, 0.5 for 20x); leave it empty to use "
+                                       f"µm per pixel (e.g. {EXAMPLES}); leave it empty to use "
                                        "the slide's metadata")
+            if not plausible_mpp(mpp):
+                guess = power_of_ten_guess(mpp)
+                hint = f"; did you mean {guess:g}? (a power of ten off)" if guess is not None else ""
+                raise SampleSheetError(
+                    f"{where} (sample {row.sample!r}), column 'mpp': {row.mpp} µm per pixel is outside the "
+                    f"plausible range of a slide scan, {RANGE_TEXT}{hint}; give the level-0 resolution in µm "
+                    f"per pixel (e.g. {EXAMPLES}), or leave it empty to use the slide's metadata")
         if "split" in sheet.columns and row.split != "" and row.split not in VALID_SPLITS:
             raise SampleSheetError(f"{where}, column 'split': {row.split!r} is not one of {', '.join(VALID_SPLITS)}")
     duplicated = sheet["sample"][sheet["sample"].duplicated()]

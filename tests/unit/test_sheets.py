@@ -87,3 +87,34 @@ def test_relative_slide_paths_resolve_next_to_the_sheet_then_in_the_working_dire
     # slides a rule of this run generates (the demo's) may be missing: working-directory path
     generated = resolve_slide_paths(load_sample_sheet(sheet_path, ["A"]), sheet_path, require_existing=False)
     assert generated.loc["S3", "slide"] == "slides/S3.svs"
+
+
+@pytest.mark.parametrize("mpp, guess", [("25", "0.25"), ("250", "0.25"), ("0.005", "0.5"), ("50", "0.5")])
+def test_implausible_mpp_is_refused_with_the_likely_value(tmp_path, mpp, guess):
+    """25 (meant 0.25) once passed and tiled the slide into hundreds of thousands of tiny tiles."""
+    path = _write(tmp_path, [("S1", "P1", "A", "a.svs", "0.5", ""), ("TCGA-01", "P2", "A", "b.svs", mpp, "")])
+    with pytest.raises(SampleSheetError) as error:
+        load_sample_sheet(path, ["A"])
+    message = str(error.value)
+    print(message)
+    assert "row 2 (sample 'TCGA-01'), column 'mpp'" in message
+    assert "0.05–5 µm/px" in message and f"did you mean {guess}?" in message
+
+
+@pytest.mark.parametrize("mpp", ["0.05", "0.11", "2", "5"])
+def test_plausible_mpp_range_is_inclusive(tmp_path, mpp):
+    sheet = load_sample_sheet(_write(tmp_path, [("S1", "P1", "A", "a.svs", mpp, "")]), ["A"])
+    assert sheet.loc["S1", "mpp"] == mpp
+
+
+@pytest.mark.parametrize("separator, name", [(",", "comma"), (";", "semicolon")])
+def test_comma_separated_sheet_says_it_must_be_tab_separated(tmp_path, separator, name):
+    path = tmp_path / "samples.tsv"
+    path.write_text(separator.join(["sample", "patient", "cohort", "slide"]) + "\n"
+                    + separator.join(["S1", "P1", "A", "a.svs"]) + "\n")
+    with pytest.raises(SampleSheetError) as error:
+        load_sample_sheet(path, ["A"])
+    message = str(error.value)
+    print(message)
+    assert f"is {name}-separated" in message and "must be tab-separated" in message
+    assert "config key 'samples'" in message and "missing column" not in message
