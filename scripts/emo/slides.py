@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SlideError
+from .resolution import EXAMPLES, RANGE_TEXT, header_default, plausible_mpp
 
 try:  # openslide-bin ships the shared library; openslide-python finds it
     import openslide
@@ -24,7 +26,107 @@ except ImportError as _error:  # pragma: no cover - environment problem
 
 SUPPORTED = "SVS, NDPI, MRXS, tiled TIFF or a DICOM folder"
 MPP_FIX = ("add the level-0 resolution in µm per pixel to the 'mpp' column of the sample sheet "
-           "(e.g. 0.25 for 40x, 0.5 for 20x)")
+           f"(e.g. {EXAMPLES})")
+TRUNCATED_FIX = ("Copy the slide again from its source (an interrupted download or copy cuts a file short; "
+                 "compare its size or checksum with the original), or remove it from the sample sheet; "
+                 "converting the file will not help, the missing bytes are gone.")
+CORRUPT_FIX = "Re-export or re-download the slide, or remove it from the sample sheet."
+
+# TIFF field types -> bytes per value
+_TIFF_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4,
+                   16: 8, 17: 8, 18: 8}
+_TIFF_UINT = {1: "B", 3: "H", 4: "I", 13: "I", 16: "Q"}
+_TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
+_MAX_IFDS = 10_000
+
+
+def tiff_truncation(path: str | Path) -> str | None:
+    """Whether a TIFF-based slide (SVS, generic TIFF) is cut short: walks its TIFF
+    directories (IFDs) and compares the file size with the last byte they refer to
+    (directories, tag values, strip and tile data). Returns a description of what is
+    missing, or None when the file is complete or not a TIFF this check can judge
+    (classic TIFF of 4 GiB or more, e.g. NDPI with its private 64-bit offsets)."""
+    try:
+        return _tiff_truncation(Path(path))
+    except (struct.error, OSError, ValueError, OverflowError, MemoryError):
+        return None  # a directory too garbled to walk: OpenSlide's own error stands
+
+
+def _tiff_truncation(p: Path) -> str | None:
+    if not p.is_file():
+        return None
+    size = p.stat().st_size
+    with open(p, "rb") as handle:
+        head = handle.read(16)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            return None
+        order = "<" if head[:2] == b"II" else ">"
+        magic = struct.unpack(order + "H", head[2:4])[0]
+        if magic == 42:
+            if size >= 1 << 32:
+                return None
+            big, first = False, struct.unpack(order + "I", head[4:8])[0]
+        elif magic == 43 and len(head) >= 16:
+            big, first = True, struct.unpack(order + "Q", head[8:16])[0]
+        else:
+            return None
+        count_fmt, entry_size, offset_fmt, inline = ("Q", 20, "Q", 8) if big else ("H", 12, "I", 4)
+        count_size = 8 if big else 2
+
+        def read(offset: int, n: int) -> bytes | None:
+            if offset + n > size:
+                return None
+            handle.seek(offset)
+            return handle.read(n)
+
+        def values(entry: bytes, typ: int, count: int) -> tuple | None:
+            fmt = _TIFF_UINT.get(typ)
+            if fmt is None:
+                return None
+            n = count * struct.calcsize(fmt)
+            raw = entry[-inline:][:n] if n <= inline else read(struct.unpack(order + offset_fmt, entry[-inline:])[0], n)
+            return None if raw is None else struct.unpack(order + fmt * count, raw)
+
+        needed, offset, index, seen = 0, first, 0, set()
+        while offset and index < _MAX_IFDS and offset not in seen:
+            seen.add(offset)
+            raw_count = read(offset, count_size)
+            if raw_count is None:
+                return (f"the file is {size:,} bytes but TIFF directory {index} starts at byte {offset:,}, "
+                        "past its end")
+            n_entries = struct.unpack(order + count_fmt, raw_count)[0]
+            table = read(offset + count_size, n_entries * entry_size + struct.calcsize(offset_fmt))
+            if table is None:
+                return (f"the file is {size:,} bytes but TIFF directory {index} (at byte {offset:,}) runs "
+                        "past its end")
+            entries = {}
+            for i in range(n_entries):
+                entry = table[i * entry_size:(i + 1) * entry_size]
+                tag, typ = struct.unpack(order + "HH", entry[:4])
+                count = struct.unpack(order + ("Q" if big else "I"), entry[4:12 if big else 8])[0]
+                entries[tag] = (entry, typ, count)
+                n_bytes = count * _TIFF_TYPE_SIZE.get(typ, 1)
+                if n_bytes > inline:
+                    needed = max(needed, struct.unpack(order + offset_fmt, entry[-inline:])[0] + n_bytes)
+            for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
+                if offsets_tag in entries and counts_tag in entries:
+                    starts = values(*entries[offsets_tag])
+                    lengths = values(*entries[counts_tag])
+                    if starts and lengths:
+                        needed = max(needed, max(a + b for a, b in zip(starts, lengths)))
+            offset = struct.unpack(order + offset_fmt, table[-struct.calcsize(offset_fmt):])[0]
+            index += 1
+    if needed > size:
+        return (f"the file is {size:,} bytes but its TIFF directories refer to data up to byte {needed:,} "
+                f"({needed - size:,} bytes missing)")
+    return None
+
+
+def _truncated_error(sample: str, path: str | Path, target: str) -> SlideError | None:
+    problem = tiff_truncation(target)
+    if problem is None:
+        return None
+    return SlideError(sample, str(path), f"the file looks truncated or corrupt: {problem}", TRUNCATED_FIX)
 
 
 @dataclass(frozen=True)
@@ -63,6 +165,9 @@ def open_slide(sample: str, path: str | Path) -> "openslide.OpenSlide":
     """Open a slide with OpenSlide, mapping its failures to :class:`SlideError`."""
     target = _open_path(sample, path)
     fmt = openslide.OpenSlide.detect_format(target)
+    if fmt is None and (error := _truncated_error(sample, path, target)) is not None:
+        # a cut-off SVS/TIFF loses its directories (written last) and reads as no format
+        raise error
     if fmt is None:
         raise SlideError(sample, str(path), "is not a whole-slide image format OpenSlide can read",
                          f"Use a {SUPPORTED} file; convert other images to a pyramidal tiled TIFF "
@@ -73,8 +178,26 @@ def open_slide(sample: str, path: str | Path) -> "openslide.OpenSlide":
         raise SlideError(sample, str(path), f"unsupported slide format ({fmt}: {error})",
                          f"Use a {SUPPORTED} file.") from None
     except (openslide.OpenSlideError, OSError) as error:
-        raise SlideError(sample, str(path), f"the slide is unreadable or corrupt ({error})",
-                         "Re-export or re-download the slide, or remove it from the sample sheet.") from None
+        truncated = _truncated_error(sample, path, target)
+        if truncated is not None:
+            raise truncated from None
+        raise SlideError(sample, str(path), f"the slide is unreadable or corrupt ({error})", CORRUPT_FIX) from None
+
+
+def read_error(sample: str, path: str | Path, error: Exception) -> SlideError:
+    """The :class:`SlideError` for a failure while decoding pixels of an opened slide:
+    a truncated file says so (and to copy it again), anything else is called corrupt."""
+    if isinstance(error, SlideError):
+        return error
+    try:
+        truncated = _truncated_error(sample, path, _open_path(sample, path))
+    except SlideError:
+        truncated = None
+    if truncated is not None:
+        return truncated
+    return SlideError(sample, str(path), f"reading the slide failed ({type(error).__name__}: {error})",
+                      "The file is probably corrupt: re-export or re-download it, or remove it from the "
+                      "sample sheet.")
 
 
 def slide_mpp(slide: "openslide.OpenSlide", sample: str, path: str | Path,
@@ -84,6 +207,10 @@ def slide_mpp(slide: "openslide.OpenSlide", sample: str, path: str | Path,
         mpp = float(mpp_override)
         if not (math.isfinite(mpp) and mpp > 0):
             raise SlideError(sample, str(path), f"sample-sheet mpp {mpp_override!r} is not positive", MPP_FIX)
+        if not plausible_mpp(mpp):
+            raise SlideError(sample, str(path), f"sample-sheet mpp {mpp:g} µm/px is outside the plausible range "
+                             f"of a slide scan, {RANGE_TEXT}",
+                             f"Fix the 'mpp' column of the sample sheet (e.g. {EXAMPLES}).")
         return mpp, "sample_sheet"
     props = slide.properties
     values = []
@@ -96,7 +223,17 @@ def slide_mpp(slide: "openslide.OpenSlide", sample: str, path: str | Path,
             values.append(value)
     if not values:
         raise SlideError(sample, str(path), "the slide has no resolution (mpp) in its metadata", MPP_FIX)
-    return float(np.mean(values)), "metadata"
+    mpp = float(np.mean(values))
+    if not plausible_mpp(mpp):
+        origin = header_default(mpp)
+        raise SlideError(
+            sample, str(path),
+            f"the file's metadata gives a resolution of {mpp:.4g} µm per pixel, outside the plausible range of "
+            f"a slide scan, {RANGE_TEXT}" + (f"; that is what {origin} gives, not a scanner's value"
+                                            if origin else "; the file's resolution header is wrong"),
+            f"Give the true level-0 resolution in the 'mpp' column of the sample sheet (e.g. {EXAMPLES}); "
+            "it overrides the file's value.")
+    return mpp, "metadata"
 
 
 def check_slide(sample: str, path: str | Path, mpp_override: float | None = None) -> SlideInfo:
@@ -113,8 +250,15 @@ def check_slide(sample: str, path: str | Path, mpp_override: float | None = None
         try:
             slide.read_region((0, 0), last, (max(1, min(w, 64)), max(1, min(h, 64))))
         except openslide.OpenSlideError as error:
-            raise SlideError(sample, str(path), f"the slide is unreadable or corrupt ({error})",
-                             "Re-export or re-download the slide, or remove it from the sample sheet.") from None
+            truncated = _truncated_error(sample, path, _open_path(sample, path))
+            if truncated is not None:
+                raise truncated from None
+            raise SlideError(sample, str(path), f"the slide is unreadable or corrupt ({error})", CORRUPT_FIX) from None
+        # tile data cut off behind intact directories opens and decodes the small level
+        # but fails hours later at level 0: compare the file size with its directories now
+        truncated = _truncated_error(sample, path, _open_path(sample, path))
+        if truncated is not None:
+            raise truncated
         return SlideInfo(
             sample=sample, path=str(path), open_path=_open_path(sample, path),
             vendor=str(slide.properties.get(openslide.PROPERTY_NAME_VENDOR, "unknown")),
@@ -181,4 +325,4 @@ def best_level_for_downsample(level_downsamples, downsample: float) -> int:
 
 
 __all__ = ["SlideInfo", "check_slide", "open_slide", "slide_mpp", "read_rgb", "slide_sha256",
-           "best_level_for_downsample"]
+           "best_level_for_downsample", "tiff_truncation", "read_error"]

@@ -27,7 +27,8 @@ from PIL import Image
 from . import stain as stain_mod
 from . import tissue as tissue_mod
 from .errors import SlideError
-from .slides import SlideInfo, best_level_for_downsample, open_slide, read_rgb
+from .resolution import plausible_mpp
+from .slides import SlideInfo, best_level_for_downsample, open_slide, read_error, read_rgb
 
 log = logging.getLogger("emo")
 
@@ -35,6 +36,7 @@ BLOCK_TILES = 16            # candidate tiles per read_region (one row-run)
 RUN_BYTES = 64 << 20        # at most this much RGBA per read_region
 STAIN_FIT_MAX_TILES = 64    # accepted tiles sampled to fit the Macenko stain matrix
 STAIN_FIT_PIXELS_PER_TILE = 2048
+MIN_TILE_SIZE0 = 8          # level-0 px per tile side below which a tile holds no usable detail
 
 def tiling_params(config_tiling: dict | None) -> dict:
     """Config section ``tiling`` completed with the schema's defaults (the JSON stored in
@@ -71,6 +73,31 @@ def geometry_for(level_downsamples, mpp: float, tile_um: float, tile_px: int) ->
     tile_size0 = tile_um / mpp
     level = best_level_for_downsample(level_downsamples, tile_size0 / tile_px)
     return TileGeometry(float(tile_size0), int(tile_px), int(level), float(level_downsamples[level]))
+
+
+def check_tile_geometry(info: SlideInfo, tile_um: float, tile_px: int) -> float:
+    """Level-0 px per tile side of ``tile_um`` µm tiles on ``info``'s slide; refuses (before
+    any pixel is read) a tile smaller than :data:`MIN_TILE_SIZE0` level-0 px (a wrong mpp:
+    millions of tiles upsampled from a few pixels) or one larger than the slide at level 0
+    (no whole tile fits), naming the numbers."""
+    tile_size0 = float(tile_um) / float(info.mpp)
+    numbers = (f"tiles of {tile_um:g} µm (config tiling.tile_um) at {info.mpp:g} µm/px (mpp from "
+               f"{'the sample sheet' if info.mpp_source == 'sample_sheet' else 'the slide metadata'}) are "
+               f"{tile_size0:.4g} level-0 px a side; the slide is {info.level0_width} x {info.level0_height} px")
+    mpp_fix = ("the slide's value in the 'mpp' column of the sample sheet (the true level-0 µm per pixel, "
+               "e.g. 0.25 for 40x, 0.5 for 20x)")
+    if tile_size0 < MIN_TILE_SIZE0:
+        fix = (f"Config tiling.tile_um is in µm (e.g. 271), not pixels: raise it, or check {mpp_fix}."
+               if plausible_mpp(info.mpp) else f"The mpp is wrong: give {mpp_fix}.")
+        raise SlideError(info.sample, info.path,
+                         f"{numbers}: smaller than {MIN_TILE_SIZE0} px, so each {tile_px}-px tile would be "
+                         "blown up from a few pixels", fix)
+    if tile_size0 > info.level0_width or tile_size0 > info.level0_height:
+        raise SlideError(info.sample, info.path,
+                         f"{numbers}: a tile is larger than the slide, so no whole tile fits",
+                         f"Check {mpp_fix} and config tiling.tile_um (µm), or remove the slide from the "
+                         "sample sheet.")
+    return tile_size0
 
 
 def resize_tile(crop: np.ndarray, tile_px: int) -> np.ndarray:
@@ -191,6 +218,7 @@ def tile_slide(info: SlideInfo, params: dict, stain_reference: stain_mod.StainPa
                stain_reference_path: str = "") -> TilingResult:
     """Tissue mask, candidate grid, QC of every candidate, optional cap and stain fit."""
     params = tiling_params(params)
+    check_tile_geometry(info, params["tile_um"], params["tile_px"])  # before any pixel is read
     geom = geometry_for(info.level_downsamples, info.mpp, params["tile_um"], params["tile_px"])
     slide = open_slide(info.sample, info.path)
     try:
@@ -303,11 +331,8 @@ def _runs(cols: list[int], max_len: int = BLOCK_TILES) -> list[list[int]]:
 
 
 def _raise_read_error(info: SlideInfo, error: Exception):
-    if isinstance(error, SlideError):
-        raise error
-    raise SlideError(info.sample, info.path, f"reading the slide failed ({type(error).__name__}: {error})",
-                     "The file is probably corrupt: re-export or re-download it, or remove it from the "
-                     "sample sheet.") from None
+    """A decode failure as SlideError: truncated files say so (emo.slides.read_error)."""
+    raise read_error(info.sample, info.path, error) from None
 
 
 def build_store(result: TilingResult, code_version_value: str, slide_sha: str):

@@ -197,3 +197,27 @@ def test_runs_group_adjacent_candidates():
     runs = tiling._runs(list(range(40)))
     assert [len(r) for r in runs] == [tiling.BLOCK_TILES, tiling.BLOCK_TILES, 40 - 2 * tiling.BLOCK_TILES]
     assert sum(runs, []) == list(range(40))
+
+
+@pytest.mark.parametrize("mpp, tile_um, expected", [
+    (352.8, 271.0, r"tiles of 271 µm \(config tiling.tile_um\) at 352.8 µm/px \(mpp from the slide metadata\) "
+                   r"are 0.7681 level-0 px a side; the slide is 2220 x 2967 px: smaller than 8 px"),
+    (0.5, 2.0, r"tiles of 2 µm .* at 0.5 µm/px .* are 4 level-0 px a side; the slide is 2220 x 2967 px: smaller"),
+    (0.499, 2000.0, r"tiles of 2000 µm .* at 0.499 µm/px .* are 4008 level-0 px a side; the slide is 2220 x 2967 "
+                    r"px: a tile is larger than the slide"),
+])
+def test_tile_geometry_is_refused_before_any_pixel_is_read(monkeypatch, mpp, tile_um, expected):
+    import dataclasses
+
+    info = dataclasses.replace(slides.check_slide("CMU-1-Small-Region", cmu_small_region()), mpp=mpp)
+
+    def no_pixels(*args, **kwargs):
+        raise AssertionError("the slide was opened for pixels before the geometry check")
+
+    monkeypatch.setattr(tiling, "open_slide", no_pixels)
+    with pytest.raises(tiling.SlideError, match=expected) as error:
+        tiling.tile_slide(info, {"tile_um": tile_um})
+    print(error.value)
+    assert "CMU-1-Small-Region" in str(error.value) and "'mpp' column of the sample sheet" in str(error.value)
+    if tile_um == 2.0:  # a plausible mpp: the tile size is what to fix
+        assert "tiling.tile_um is in µm" in str(error.value)

@@ -104,3 +104,48 @@ def test_best_level_has_at_least_the_output_resolution():
     assert slides.best_level_for_downsample(ds, 4.0) == 1  # within rounding of the level's downsample
     assert slides.best_level_for_downsample(ds, 100.0) == 3
     assert slides.best_level_for_downsample(ds, 0.5) == 0
+
+
+def test_implausible_file_mpp_is_refused_naming_the_slide():
+    """A generic TIFF with a 72-dpi header reports 352.8 µm/px (openslide-python's boxes.tiff)."""
+    path = openslide_fixture("boxes.tiff")
+    with pytest.raises(SlideError) as error:
+        slides.check_slide("S_72dpi", path)
+    message = str(error.value)
+    print(message)
+    assert "S_72dpi" in message and "boxes.tiff" in message
+    assert "352.8 µm per pixel" in message and "0.05–5 µm/px" in message and "72-dpi" in message
+    assert "'mpp' column of the sample sheet" in message
+    # the documented fix works: the sheet's value overrides the header
+    assert slides.check_slide("S_72dpi", path, mpp_override=0.25).mpp == pytest.approx(0.25)
+
+
+def test_implausible_sheet_mpp_is_refused_by_the_slide_check_too():
+    with pytest.raises(SlideError, match=r"S40.*sample-sheet mpp 25 µm/px is outside .*0.05–5 µm/px"):
+        slides.check_slide("S40", synthetic_slides()["x40"], mpp_override=25)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99, 0.99975])
+def test_truncated_svs_says_truncated_and_to_copy_it_again(tmp_path, keep):
+    """A cut-off SVS loses the TIFF directories written after the image data (it then reads
+    as no slide format at all), or keeps them but not all the data they point to (it then
+    opens); both must say the file is truncated, not advise a conversion."""
+    data = cmu_small_region().read_bytes()
+    path = tmp_path / "cut.svs"
+    path.write_bytes(data[: int(len(data) * keep)])
+    if keep > 0.999:  # directories intact: OpenSlide opens it, only the size check sees the cut
+        assert slides.openslide.OpenSlide.detect_format(str(path)) == "aperio"
+    with pytest.raises(SlideError) as error:
+        slides.check_slide("S_cut", path)
+    message = str(error.value)
+    print(message)
+    assert "S_cut" in message and str(path) in message
+    assert "truncated" in message and f"the file is {path.stat().st_size:,} bytes" in message
+    assert "Copy the slide again" in message and "vips" not in message and "convert other" not in message
+
+
+def test_complete_slides_are_not_called_truncated():
+    assert slides.tiff_truncation(cmu_small_region()) is None
+    for name in ("boxes.tiff", "small.svs", "boxes_0.dcm", "unopenable.tiff"):
+        assert slides.tiff_truncation(openslide_fixture(name)) is None
+    assert slides.tiff_truncation(synthetic_slides()["x40"]) is None
