@@ -4,12 +4,12 @@ import pandas as pd
 
 import emo.smk
 from emo import survival
-from emo.io import read_table
+from emo.stats.inputs import read_clinical
 
 smk = snakemake  # noqa: F821
 with emo.smk.rule_logging(smk.log[0]) as log:
     hti = pd.read_csv(smk.input.hti, sep="\t", dtype={"sample": str, "patient": str})
-    clinical = read_table(smk.input.clinical, dtype={"patient": str})
+    clinical = read_clinical(smk.input.clinical)  # one row per patient, tab-separated
     survival.run_survival(hti, clinical, smk.params.config,
                           {k: smk.output[k] for k in ("patients", "km", "logrank", "cox", "figure")},
                           smk.params.code_version, inputs=[smk.input.hti, smk.input.clinical])

@@ -111,13 +111,53 @@ def cox(data: pd.DataFrame, covariates: Sequence[str], duration: str = "survival
     return rows, facts
 
 
+SURVIVAL_CODING = ("survival_time: a number of months (>= 0); survival_event: 1 = event (death) observed, "
+                   "0 = censored (alive at last follow-up); leave a cell empty when unknown")
+# text codings seen in clinical exports, and the number each stands for
+_EVENT_WORDS = {"dead": 1, "deceased": 1, "died": 1, "death": 1, "yes": 1, "true": 1, "event": 1,
+                "alive": 0, "living": 0, "censored": 0, "no": 0, "false": 0}
+
+
+def check_survival_columns(clinical: pd.DataFrame, where: str = "clinical table") -> None:
+    """The survival columns exist and are coded as numbers: survival_time >= 0 and
+    survival_event 0/1 (empty = unknown, that patient is left out). Text such as
+    dead/alive would otherwise become missing and survival run on no patient; the error
+    names the column, the offending values and the coding to use. ``where`` names the
+    table (path and config key)."""
+    for column in ("survival_time", "survival_event"):
+        if column not in clinical.columns:
+            raise InputTableError(f"{where}: column {column!r} is missing; survival analysis needs "
+                                  "survival_time (months) and survival_event (0/1), or set survival.enabled: false")
+    for column in ("survival_time", "survival_event"):
+        raw = clinical[column]
+        text = raw.astype("string").str.strip()
+        given = raw.notna() & text.ne("")
+        numeric = pd.to_numeric(text.where(given), errors="coerce")
+        bad = given & numeric.isna()
+        if column == "survival_time":
+            bad |= numeric < 0
+        else:
+            bad |= numeric.notna() & ~numeric.isin([0, 1])
+        if not bad.any():
+            continue
+        values = list(dict.fromkeys(text[bad].tolist()))
+        shown = ", ".join(repr(v) for v in values[:6]) + (f" and {len(values) - 6} more" if len(values) > 6 else "")
+        patients = clinical["patient"][bad].astype(str).tolist() if "patient" in clinical.columns else []
+        who = f" (patients {', '.join(patients[:3])}{' ...' if len(patients) > 3 else ''})" if patients else ""
+        hint = ""
+        if column == "survival_event":
+            mapped = {v: _EVENT_WORDS[v.lower()] for v in values if v.lower() in _EVENT_WORDS}
+            if mapped:
+                hint = "; recode " + ", ".join(f"{v!r} as {n}" for v, n in mapped.items())
+        raise InputTableError(
+            f"{where}, column {column!r}: {int(bad.sum())} value(s) are not in the accepted coding: {shown}{who}"
+            f"{hint}. Accepted coding: {SURVIVAL_CODING}. Fix the column (or set survival.enabled: false)")
+
+
 def analysis_set(hti_table: pd.DataFrame, clinical: pd.DataFrame, hti_column: str) -> pd.DataFrame:
     """Eligible slides (never used to train or validate any trait's classifiers), one per
     patient, joined with the clinical table; rows without survival data are dropped."""
-    for column in ("survival_time", "survival_event"):
-        if column not in clinical.columns:
-            raise InputTableError(f"clinical table: column {column!r} is missing; survival analysis needs "
-                                  "survival_time (months) and survival_event (0/1), or set survival.enabled: false")
+    check_survival_columns(clinical)
     if hti_column not in hti_table.columns:
         raise InputTableError(f"HTI table has no column {hti_column!r}; set survival.hti to 'hti' or 'hti_continuous'")
     eligible = hti_table[hti_table["survival_eligible"].astype(bool)]

@@ -103,3 +103,35 @@ def test_missing_survival_columns_named(tmp_path):
     table, clinical = _hti_table(20, seed=1)
     with pytest.raises(InputTableError, match="survival_time"):
         survival.analysis_set(table, clinical.drop(columns="survival_time"), "hti")
+
+
+@pytest.mark.parametrize("words, fix", [(("dead", "alive"), "recode 'dead' as 1, 'alive' as 0"),
+                                        (("deceased", "living"), "recode 'deceased' as 1, 'living' as 0"),
+                                        (("yes", "no"), "recode 'yes' as 1, 'no' as 0")])
+def test_text_survival_event_is_refused_not_run_on_no_patient(tmp_path, words, fix):
+    """Text once became NaN and survival ran on 0 patients with success; now it is refused."""
+    table, clinical = _hti_table(20, seed=1)
+    clinical["survival_event"] = np.where(clinical["survival_event"] == 1, words[0], words[1])
+    out = {k: str(tmp_path / f"{k}.tsv") for k in ("patients", "km", "logrank", "cox")}
+    out["figure"] = str(tmp_path / "km.png")
+    with pytest.raises(InputTableError) as error:
+        survival.run_survival(table, clinical, {"covariates": []}, out, "test", inputs=[])
+    message = str(error.value)
+    print(message)
+    assert "column 'survival_event'" in message and f"{words[0]!r}" in message and f"{words[1]!r}" in message
+    assert fix in message and "1 = event" in message and "0 = censored" in message
+    assert not (tmp_path / "patients.tsv").exists()
+
+
+def test_survival_time_must_be_a_number_and_event_0_or_1():
+    _, clinical = _hti_table(10, seed=2)
+    bad_time = clinical.assign(survival_time=clinical["survival_time"].astype(object))
+    bad_time.loc[3, "survival_time"] = "12 months"
+    with pytest.raises(InputTableError, match=r"column 'survival_time': 1 value\(s\) .*'12 months' \(patients P003\)"):
+        survival.check_survival_columns(bad_time)
+    with pytest.raises(InputTableError, match=r"column 'survival_event': .*'2'"):
+        survival.check_survival_columns(clinical.assign(survival_event=clinical["survival_event"] + 1))
+    # numbers, and empty cells (unknown: the patient is left out), pass
+    fine = clinical.assign(survival_event=clinical["survival_event"].astype(float))
+    fine.loc[0, "survival_event"] = np.nan
+    survival.check_survival_columns(fine)

@@ -157,3 +157,61 @@ def test_tile_store_per_encoder_geometry(workspace):
     flat = plan(workspace)
     assert {flat.tile_store(e, s) for e in ("uni", "conch", "resnet50")} == {f"results/tiles/{s}.h5"}
     assert flat.extra_geometries == {}
+
+
+def _own_cohort(config, tmp_path, clinical_rows: str, name: str = "clinical.tsv"):
+    """The demo's sheet with the demo off, an existing matrix and the given clinical table."""
+    config = yaml.safe_load(yaml.safe_dump(config))
+    config["demo"]["enabled"] = False
+    _existing_slides(config)
+    matrix = tmp_path / "expr.tsv"
+    pd.DataFrame({"gene": ["A", "B"], "P1": [1.0, 2.0]}).to_csv(matrix, sep="\t", index=False)
+    config["cohorts"]["TCGA"]["expression"] = str(matrix)
+    config["heterogeneity"]["traits"] = ["A", "B"]
+    clinical = tmp_path / name
+    clinical.write_text(clinical_rows)
+    config["clinical"] = str(clinical)
+    return config
+
+
+def test_text_survival_coding_is_refused_when_the_dag_is_built(workspace, tmp_path):
+    """heterogeneity.smk calls PLAN.check_survival_clinical() at DAG build: text codes (which
+    became NaN and let survival run on no patient) fail before any job, naming the column."""
+    rows = ("patient\tsurvival_time\tsurvival_event\tpam50\ter\tpr\ther2\n"
+            "P1\t10\tdead\tLumA\tpositive\tpositive\tnegative\nP2\t20\talive\tLumA\tpositive\tpositive\tnegative\n")
+    config = _own_cohort(workspace, tmp_path, rows)
+    result = plan(config)  # the sheet and config are fine
+    with pytest.raises(InputTableError) as error:
+        result.check_survival_clinical()
+    message = str(error.value)
+    print(message)
+    assert "clinical.tsv (config key 'clinical'), column 'survival_event'" in message
+    assert "'dead', 'alive'" in message and "recode 'dead' as 1, 'alive' as 0" in message
+    result.check_statistics_clinical()  # the statistics stage does not read survival
+    config["survival"]["enabled"] = False
+    plan(config).check_survival_clinical()  # survival off: not checked
+    config["survival"]["enabled"] = True
+    config["heterogeneity"]["enabled"] = False
+    plan(config).check_survival_clinical()
+
+
+def test_duplicate_clinical_patients_are_refused_when_the_dag_is_built(workspace, tmp_path):
+    rows = ("patient\tsurvival_time\tsurvival_event\tpam50\ter\tpr\ther2\n"
+            + "".join(f"{p}\t10\t1\tLumA\tpositive\tpositive\tnegative\n" for p in ("P1", "P2", "P1", "P3", "P2", "P1")))
+    result = plan(_own_cohort(workspace, tmp_path, rows))
+    for check in (result.check_statistics_clinical, result.check_survival_clinical):
+        with pytest.raises(InputTableError) as error:
+            check()
+        message = str(error.value)
+        assert "2 patient(s) appear in more than one row: 'P1' (3 rows), 'P2' (2 rows)" in message
+        assert "one row per patient" in message
+    print(message)
+
+
+def test_comma_separated_clinical_table_must_be_tab_separated(workspace, tmp_path):
+    rows = "patient,survival_time,survival_event,pam50,er,pr,her2\nP1,10,1,LumA,positive,positive,negative\n"
+    result = plan(_own_cohort(workspace, tmp_path, rows))
+    for check in (result.check_statistics_clinical, result.check_survival_clinical):
+        with pytest.raises(InputTableError, match=r"clinical.tsv \(config key 'clinical'\) is comma-separated "
+                                                  r".*must be tab-separated"):
+            check()

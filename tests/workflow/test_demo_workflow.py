@@ -46,3 +46,19 @@ def test_demo_cohort_not_in_cohorts_fails(tmp_path):
     result = snakemake(tmp_path, "--configfile", str(config), "-n", "demo_cohort", check=False)
     assert result.returncode != 0
     assert "EXTRA" in result.stdout + result.stderr and "demo.patients" in result.stdout + result.stderr
+
+
+def test_text_survival_event_fails_at_dag_build(tmp_path):
+    """The survival columns are checked when the DAG is built (PLAN.check_survival_clinical in
+    heterogeneity.smk), so text codes fail before any job instead of a survival run on no patient."""
+    config = make_workspace(tmp_path)
+    clinical = tmp_path / "data" / "demo_test" / "clinical.tsv"
+    clinical.parent.mkdir(parents=True)
+    clinical.write_text("patient\tsurvival_time\tsurvival_event\tpam50\ter\tpr\ther2\n"
+                        "P1\t10\tdeceased\tLumA\tpositive\tpositive\tnegative\n"
+                        "P2\t20\tliving\tBasal\tnegative\tnegative\tnegative\n")
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "column 'survival_event'" in output and "recode 'deceased' as 1, 'living' as 0" in output
+    assert "Job stats" not in output

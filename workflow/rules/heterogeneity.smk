@@ -8,6 +8,7 @@ HET = config["heterogeneity"]
 SURV = config["survival"]
 HET_DIR = f"results/heterogeneity/{ENCODER}"
 HET_TRAITS = PLAN.heterogeneity_traits
+PLAN.check_survival_clinical()  # before any job: one row per patient, numeric survival columns
 
 
 include: "heterogeneity_functions.smk"

@@ -87,19 +87,41 @@ def load_predictions(path: str | Path, genes: list[str] | None = None) -> pd.Dat
 CLINICAL_BINARY = {"er", "pr", "her2"}
 
 
-def load_clinical(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
-    """Clinical table indexed by patient; ``required`` columns must exist (error names
-    the column and the config key)."""
+def read_clinical(path: str | Path) -> pd.DataFrame:
+    """The clinical table as stored (``patient`` a string column), checked: it exists, is
+    tab-separated (a .csv / .parquet name is read as such), has a ``patient`` column and
+    one row per patient. The statistics and survival stages read it through here, and
+    the DAG-build checks too, so a bad table fails before any job with the same message."""
+    from ..io import check_tab_separated, read_table
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"clinical table {path} (config key 'clinical') does not exist")
-    clinical = pd.read_csv(path, sep="\t", dtype={"patient": str}, keep_default_na=True)
+    clinical = read_table(path, dtype={"patient": str}, keep_default_na=True)
+    clinical.columns = [str(c).strip() for c in clinical.columns]
+    check_tab_separated(clinical.columns, f"clinical table {path} (config key 'clinical')", InputTableError)
     if "patient" not in clinical.columns:
-        raise InputTableError(f"clinical table {path}: missing column 'patient'")
+        raise InputTableError(f"clinical table {path} (config key 'clinical'): missing column 'patient'")
+    clinical["patient"] = clinical["patient"].map(lambda v: v.strip() if isinstance(v, str) else v)
+    repeated = clinical["patient"][clinical["patient"].notna() & clinical["patient"].duplicated(keep=False)]
+    if not repeated.empty:
+        counts = repeated.value_counts(sort=False)
+        named = ", ".join(f"{p!r} ({n} rows)" for p, n in list(counts.items())[:5])
+        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+        raise InputTableError(
+            f"clinical table {path} (config key 'clinical'): {len(counts)} patient(s) appear in more than one "
+            f"row: {named}{more}; the table needs exactly one row per patient: merge or delete the extra rows")
+    return clinical
+
+
+def load_clinical(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
+    """Clinical table indexed by patient (:func:`read_clinical`); ``required`` columns
+    must exist (error names the column and the config key)."""
+    clinical = read_clinical(path)
     check_clinical_columns(clinical.columns, required, path)
     for column in CLINICAL_BINARY & set(clinical.columns):
         clinical[column] = clinical[column].astype("string").str.strip().str.lower()
-    return clinical.drop_duplicates("patient").set_index("patient")
+    return clinical.set_index("patient")
 
 
 def check_clinical_columns(columns, required, path) -> None:

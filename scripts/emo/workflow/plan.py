@@ -9,7 +9,7 @@ without Snakemake.
 Checks that need only the config and the sheet run here too, so a bad config fails
 before any job starts, with the key at fault named. Checks of one stage's settings run
 when that stage's rule file reads them (``PLAN.gene_chunks``, ``PLAN.heterogeneity_traits``,
-``PLAN.check_statistics_clinical()``), so a workflow built from some of the stage files
+``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``), so a workflow built from some of the stage files
 (a user's own Snakefile, the stage tests) checks only the stages it holds.
 """
 
@@ -94,6 +94,11 @@ class Plan:
     def check_statistics_clinical(self) -> None:
         """An existing clinical table has the columns the statistics stage uses."""
         _check_clinical(self.config)
+
+    def check_survival_clinical(self) -> None:
+        """With heterogeneity and survival enabled, an existing clinical table has one row
+        per patient and numeric survival columns (emo.survival.check_survival_columns)."""
+        _check_survival_clinical(self.config)
 
     # ---------------------------------------------------------------- features
     def feature_weights(self, encoder: str) -> list[str]:
@@ -283,11 +288,25 @@ def _check_clinical(config: Mapping) -> None:
     if not path or not Path(path).is_file():
         return
     from ..stats import settings as statistics_settings
-    from ..stats.inputs import check_clinical_columns
+    from ..stats.inputs import check_clinical_columns, read_clinical
 
     stats = statistics_settings(config["statistics"])
     needed = {"pam50", "er"} | {c for c in stats["markers"].values() if c != "proliferation"}
-    check_clinical_columns(pd.read_csv(path, sep="\t", nrows=0).columns, sorted(needed), path)
+    check_clinical_columns(read_clinical(path).columns, sorted(needed), path)
+
+
+def _check_survival_clinical(config: Mapping) -> None:
+    """An existing clinical table is fit for the survival analysis when it will run. A
+    table the run generates (the demo's) is checked by the survival job itself."""
+    if not (config["heterogeneity"]["enabled"] and config["survival"]["enabled"]):
+        return
+    path = config.get("clinical")
+    if not path or not Path(path).is_file():
+        return
+    from ..stats.inputs import read_clinical
+    from ..survival import check_survival_columns
+
+    check_survival_columns(read_clinical(path), f"clinical table {path} (config key 'clinical')")
 
 
 def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
