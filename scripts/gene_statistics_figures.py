@@ -9,4 +9,4 @@ snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
 with emo.smk.rule_logging(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output
     cfg = settings(snakemake.params.statistics)
-    run_figures(dict(i.items()), dict(o.items()), cfg)
+    run_figures(dict(i.items()), dict(o.items()), cfg, clinical_mapping=emo.smk.clinical_mapping(snakemake))

@@ -10,4 +10,4 @@ with emo.smk.rule_logging(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output
     cfg, version = settings(snakemake.params.statistics), snakemake.params.code_version
     run_proliferation(i.prepared, i.splits, i.predictions, i.clinical, i.validation, o.scores, o.table, o.genes,
-                      cfg, version)
+                      cfg, version, clinical_mapping=emo.smk.clinical_mapping(snakemake))

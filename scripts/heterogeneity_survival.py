@@ -9,7 +9,8 @@ from emo.stats.inputs import read_clinical
 smk = snakemake  # noqa: F821
 with emo.smk.rule_logging(smk.log[0]) as log:
     hti = pd.read_csv(smk.input.hti, sep="\t", dtype={"sample": str, "patient": str})
-    clinical = read_clinical(smk.input.clinical)  # one row per patient, tab-separated
+    # one row per patient, tab-separated, columns and codings mapped (config key clinical_mapping)
+    clinical = read_clinical(smk.input.clinical, emo.smk.clinical_mapping(smk))
     survival.run_survival(hti, clinical, smk.params.config,
                           {k: smk.output[k] for k in ("patients", "km", "logrank", "cox", "figure")},
                           smk.params.code_version, inputs=[smk.input.hti, smk.input.clinical])

@@ -194,9 +194,10 @@ def pam50_heatmaps(data: Dataset, genes: list[str], clusters: pd.DataFrame, meth
         _save(fig, path)
 
 
-def run_figures(inputs: dict, outputs: dict, cfg: dict) -> None:
+def run_figures(inputs: dict, outputs: dict, cfg: dict, clinical_mapping: dict | None = None) -> None:
     """Rule gene_statistics_figures. ``inputs``/``outputs``: Snakemake named files;
-    clinical figures are drawn only when their tables are inputs."""
+    clinical figures are drawn only when their tables are inputs (read with config key
+    clinical_mapping ``clinical_mapping``)."""
     from .stats.inputs import load_clinical, load_dataset
 
     validation = pd.read_csv(inputs["validation"], sep="\t")
@@ -210,7 +211,7 @@ def run_figures(inputs: dict, outputs: dict, cfg: dict) -> None:
     for split in ("validation", "test", "external"):
         top_scatter(data, [g for g in top if g in data.genes], split, outputs[f"top_{split}"])
     if "proliferation_figure" in outputs:
-        clinical = load_clinical(inputs["clinical"])
+        clinical = load_clinical(inputs["clinical"], mapping=clinical_mapping)
         scores = pd.read_csv(inputs["proliferation_scores"], sep="\t", dtype={"patient": str})
         table = pd.read_csv(inputs["proliferation"], sep="\t")
         proliferation_figure(scores, table, outputs["proliferation_figure"])

@@ -64,3 +64,8 @@ def job_slides(sm, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> list[di
     columns = {name: aligned(sm.input, name) for name in inputs}
     columns.update({name: aligned(sm.output, name) for name in outputs})
     return [{"sample": s, **{name: paths[i] for name, paths in columns.items()}} for i, s in enumerate(samples)]
+
+
+def clinical_mapping(sm) -> dict | None:
+    """The job's config key clinical_mapping (its param ``clinical_mapping``; absent = none)."""
+    return dict(sm.params.items()).get("clinical_mapping")

@@ -62,3 +62,29 @@ def test_text_survival_event_fails_at_dag_build(tmp_path):
     assert result.returncode != 0
     assert "column 'survival_event'" in output and "recode 'deceased' as 1, 'living' as 0" in output
     assert "Job stats" not in output
+
+
+def test_clinical_mapping_at_dag_build(tmp_path):
+    """A clinical table in its own names and codings is accepted at DAG build through config key
+    clinical_mapping; a mapping naming one table column twice is refused before any job."""
+    config = make_workspace(tmp_path)
+    clinical = tmp_path / "data" / "demo_test" / "clinical.tsv"
+    clinical.parent.mkdir(parents=True)
+    clinical.write_text("patient\tos_time\tos_event\tpam50\ter_status\tpr\ther2\n"
+                        "P1\t10\tdead\tLumA\tPositive\tpositive\tnegative\n"
+                        "P2\t20\talive\tBasal\tNegative\tnegative\tnegative\n")
+    data = yaml.safe_load(config.read_text())
+    data["clinical_mapping"] = {
+        "columns": {"survival_time": "os_time", "survival_event": "os_event", "er": "er_status"},
+        "values": {"survival_event": {"dead": 1, "alive": 0}, "er": {"Positive": "positive", "Negative": "negative"}}}
+    config.write_text(yaml.safe_dump(data))
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Job stats" in result.stdout
+    data["clinical_mapping"]["columns"]["pr"] = "er_status"
+    config.write_text(yaml.safe_dump(data))
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "'er_status' is mapped to more than one pipeline column" in output and "clinical_mapping.columns.pr" in output
+    assert "Job stats" not in output

@@ -26,6 +26,8 @@ include: "gene_statistics_functions.smk"
 # so one rule body serves them: name -> entry script, inputs, outputs (under STATS_OUT),
 # the statistics settings passed as params, memory (MB) and runtime (minutes).
 _CLINICAL = {"clinical": STATS_CLINICAL or []}
+# config key clinical_mapping, a param of exactly the rules reading the clinical table ({} without one)
+_CLINICAL_PARAMS = PLAN.clinical_mapping_params
 _STATS_TABLES = {
     "validation": ("gene_statistics_validation.py", STATS_INPUTS,
                    {"validation": "validation.tsv", "selected": "selected_genes.tsv"},
@@ -78,6 +80,7 @@ for _table, (_script, _inputs, _outputs, _settings, _mem_mb, _runtime) in _STATS
             statistics=_settings,
             script=_script,
             code_version=script_version(_script),
+            **(_CLINICAL_PARAMS if "clinical" in _inputs else {}),
         log:
             log_path(f"gene_statistics_{_table}", "encoder"),
         benchmark:
@@ -118,6 +121,7 @@ rule gene_statistics_figures:
     params:
         statistics=STATS,
         code_version=script_version("gene_statistics_figures.py"),
+        **(_CLINICAL_PARAMS if STATS_CLINICAL else {}),
     log:
         log_path("gene_statistics_figures", "encoder"),
     benchmark:

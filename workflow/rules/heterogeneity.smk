@@ -117,6 +117,7 @@ rule heterogeneity_survival:
     params:
         config=SURV,
         code_version=script_version("heterogeneity_survival.py"),
+        **PLAN.clinical_mapping_params,
     log:
         log_path("heterogeneity_survival"),
     benchmark:

@@ -128,8 +128,8 @@ def marker_tables(data: Dataset, markers: dict[str, str], clinical: pd.DataFrame
 
 
 def run_proliferation(prepared, splits, predictions, clinical_path, validation_path, out_scores, out_table,
-                      out_genes, cfg: dict, version: str) -> None:
-    """Rule gene_statistics_proliferation."""
+                      out_genes, cfg: dict, version: str, clinical_mapping: dict | None = None) -> None:
+    """Rule gene_statistics_proliferation (``clinical_mapping``: config key clinical_mapping)."""
     from ..io import write_tsv
     from ..provenance import write_sidecar
     from .inputs import check_genes, load_clinical, load_dataset
@@ -137,7 +137,7 @@ def run_proliferation(prepared, splits, predictions, clinical_path, validation_p
     configured = list(cfg["proliferation_genes"])
     data = load_dataset(prepared, splits, predictions, genes=configured)
     used = check_genes(configured, data.genes, "statistics.proliferation_genes")
-    clinical = load_clinical(clinical_path, required=["pam50"])
+    clinical = load_clinical(clinical_path, required=["pam50"], mapping=clinical_mapping)
     scores = proliferation_scores(data, used, clinical)
     table = proliferation_table(scores)
     validation = pd.read_csv(validation_path, sep="\t")
@@ -150,15 +150,15 @@ def run_proliferation(prepared, splits, predictions, clinical_path, validation_p
 
 
 def run_markers(prepared, splits, predictions, clinical_path, scores_path, out_summary, out_tests,
-                cfg: dict, version: str) -> None:
-    """Rule gene_statistics_markers."""
+                cfg: dict, version: str, clinical_mapping: dict | None = None) -> None:
+    """Rule gene_statistics_markers (``clinical_mapping``: config key clinical_mapping)."""
     from ..io import write_tsv
     from ..provenance import write_sidecar
     from .inputs import check_genes, load_clinical, load_dataset
 
     markers = dict(cfg["markers"])
     required = sorted({c for c in markers.values() if c != PROLIFERATION_STATUS})
-    clinical = load_clinical(clinical_path, required=required)
+    clinical = load_clinical(clinical_path, required=required, mapping=clinical_mapping)
     data = load_dataset(prepared, splits, predictions, genes=list(markers))
     present = check_genes(list(markers), data.genes, "statistics.markers")
     scores = pd.read_csv(scores_path, sep="\t", dtype={"patient": str})

@@ -100,8 +100,9 @@ def pam50_clustering(data: Dataset, genes: list[str], clinical: pd.DataFrame | N
     return cluster_table[CLUSTER_COLUMNS], pd.DataFrame(rows, columns=ARI_COLUMNS)
 
 
-def run_pam50(prepared, splits, predictions, clinical_path, out_clusters, out_ari, cfg: dict, version: str) -> None:
-    """Rule gene_statistics_pam50."""
+def run_pam50(prepared, splits, predictions, clinical_path, out_clusters, out_ari, cfg: dict, version: str,
+              clinical_mapping: dict | None = None) -> None:
+    """Rule gene_statistics_pam50 (``clinical_mapping``: config key clinical_mapping)."""
     from ..io import write_tsv
     from ..provenance import write_sidecar
     from .inputs import check_genes, load_clinical, load_dataset
@@ -109,7 +110,7 @@ def run_pam50(prepared, splits, predictions, clinical_path, out_clusters, out_ar
     settings = cfg["pam50"]
     data = load_dataset(prepared, splits, predictions, genes=list(settings["genes"]))
     genes = check_genes(list(settings["genes"]), data.genes, "statistics.pam50.genes")
-    clinical = load_clinical(clinical_path, required=["pam50"])
+    clinical = load_clinical(clinical_path, required=["pam50"], mapping=clinical_mapping)
     clusters, ari = pam50_clustering(data, genes, clinical, int(settings["n_clusters"]), settings["linkage"],
                                      int(settings["n_permutations"]), int(settings["n_bootstrap"]),
                                      int(settings["seed"]))

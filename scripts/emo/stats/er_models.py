@@ -116,15 +116,15 @@ def er_models(data: Dataset, genes: list[str], clinical: pd.DataFrame, covariate
 
 
 def run_er_models(prepared, splits, predictions, clinical_path, selected, out_models, out_summary,
-                  cfg: dict, version: str) -> None:
-    """Rule gene_statistics_er_models."""
+                  cfg: dict, version: str, clinical_mapping: dict | None = None) -> None:
+    """Rule gene_statistics_er_models (``clinical_mapping``: config key clinical_mapping)."""
     from ..io import write_tsv
     from ..provenance import write_sidecar
     from .inputs import load_clinical, load_dataset
 
     settings = cfg["er_models"]
     genes = list(pd.read_csv(selected, sep="\t", usecols=["gene"])["gene"].astype(str))
-    clinical = load_clinical(clinical_path, required=["er"])
+    clinical = load_clinical(clinical_path, required=["er"], mapping=clinical_mapping)
     if genes:
         data = load_dataset(prepared, splits, predictions, genes=genes)
         models, summary = er_models(data, genes, clinical, list(settings["covariates"]), float(settings["fdr"]),

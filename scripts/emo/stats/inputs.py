@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -87,19 +88,150 @@ def load_predictions(path: str | Path, genes: list[str] | None = None) -> pd.Dat
 CLINICAL_BINARY = {"er", "pr", "her2"}
 
 
-def read_clinical(path: str | Path) -> pd.DataFrame:
+# ----------------------------------------------------------------------------- column and value mapping
+# The pipeline's clinical column names (docs/data_contracts.md, 'Clinical table') and the
+# coding a stage needs, for the checks of config key clinical_mapping. Columns named in
+# the statistics and survival settings (markers, covariates) may be mapped too.
+CLINICAL_COLUMNS = ("patient", "age", "er", "pr", "her2", "pam50", "tp53", "grade", "tumour_size_mm",
+                    "nodes_positive", "survival_time", "survival_event")
+_POSITIVE_NEGATIVE = ("positive", "negative")
+# column -> (description of the coding, test of one mapped value)
+_CODINGS = {
+    **{c: ("positive / negative", lambda v: str(v).strip().lower() in _POSITIVE_NEGATIVE)
+       for c in sorted(CLINICAL_BINARY)},
+    "survival_event": ("0 (censored) / 1 (event)", lambda v: _number(v) in (0, 1)),
+    "survival_time": ("a number of months >= 0", lambda v: _number(v) is not None and _number(v) >= 0),
+    "nodes_positive": ("a number of positive nodes >= 0", lambda v: _number(v) is not None and _number(v) >= 0),
+    "tumour_size_mm": ("a number (mm)", lambda v: _number(v) is not None),
+    "age": ("a number (years)", lambda v: _number(v) is not None),
+}
+_NUMERIC = {"survival_event", "survival_time", "nodes_positive", "tumour_size_mm", "age"}
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return None if number != number else number
+
+
+def _shown(values, limit: int = 6) -> str:
+    values = list(values)
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return ", ".join(repr(v) for v in values[:limit]) + more
+
+
+def clinical_column_names(config: Mapping | None = None) -> list[str]:
+    """The pipeline column names config key clinical_mapping may map: the fixed ones and
+    those the statistics and survival settings name (markers' columns, covariates)."""
+    names = set(CLINICAL_COLUMNS)
+    if config:
+        statistics, surv = config.get("statistics") or {}, config.get("survival") or {}
+        names |= {c for c in (statistics.get("markers") or {}).values() if c != "proliferation"}
+        names |= set((statistics.get("er_models") or {}).get("covariates") or [])
+        names |= set(surv.get("covariates") or [])
+    return sorted(names)
+
+
+def check_clinical_mapping(mapping: Mapping | None, known: list[str] | None = None) -> dict:
+    """Config key clinical_mapping checked without the table: ``columns`` keys and
+    ``values`` keys are pipeline column names (``known``, from :func:`clinical_column_names`
+    of the config; None skips that check: the DAG build made it with the whole config),
+    and no source column feeds two pipeline columns. Returns
+    ``{"columns": {...}, "values": {...}}`` (empty when no mapping)."""
+    mapping = dict(mapping or {})
+    columns = {str(k): str(v).strip() for k, v in (mapping.get("columns") or {}).items()}
+    values = {str(k): dict(v or {}) for k, v in (mapping.get("values") or {}).items()}
+    for part, names in (("columns", columns), ("values", values)):
+        unknown = [n for n in names if known is not None and n not in known]
+        if unknown:
+            raise ConfigError(
+                f"config key 'clinical_mapping.{part}': unknown pipeline column(s) {', '.join(map(repr, unknown))}; "
+                f"the keys are the pipeline's column names ({', '.join(known)}) and the "
+                + ("values the table's column names" if part == "columns" else "values map the table's codings"))
+    sources: dict[str, list[str]] = {}
+    for target, source in columns.items():
+        sources.setdefault(source, []).append(target)
+    shared = {s: t for s, t in sources.items() if len(t) > 1}
+    if shared:
+        source, targets = next(iter(shared.items()))
+        raise ConfigError(
+            f"config key 'clinical_mapping.columns': table column {source!r} is mapped to more than one pipeline "
+            f"column ({', '.join(f'clinical_mapping.columns.{t}' for t in targets)}); map each table column once")
+    return {"columns": columns, "values": values}
+
+
+def apply_clinical_mapping(clinical: pd.DataFrame, mapping: Mapping | None, where: str,
+                           known: list[str] | None = None) -> pd.DataFrame:
+    """``clinical`` (as read, columns stripped) with config key clinical_mapping applied:
+    table columns renamed to the pipeline's, then raw codings replaced. Raises naming the
+    key, the column and the offending values when a mapped column is absent, a renamed
+    column collides with one already there, or a column with a value mapping still holds
+    values outside the coding its stage needs."""
+    mapping = check_clinical_mapping(mapping, known)
+    columns, values = mapping["columns"], mapping["values"]
+    if not columns and not values:
+        return clinical
+    present = list(clinical.columns)
+    absent = {t: s for t, s in columns.items() if s not in present}
+    if absent:
+        target, source = next(iter(absent.items()))
+        raise InputTableError(
+            f"{where}: config key 'clinical_mapping.columns.{target}' names column {source!r}, which the table lacks; "
+            f"its columns: {', '.join(present)}")
+    renamed = {s: t for t, s in columns.items() if s != t}
+    collide = [t for s, t in renamed.items() if t in present and t not in renamed]
+    if collide:
+        target = collide[0]
+        raise InputTableError(
+            f"{where}: config key 'clinical_mapping.columns.{target}' maps {columns[target]!r} to {target!r}, "
+            f"but the table already has a column {target!r}; drop one of them or map it too")
+    clinical = clinical.rename(columns=renamed)
+    for column, codes in values.items():
+        key = f"clinical_mapping.values.{column}"
+        if column not in clinical.columns:
+            raise InputTableError(
+                f"{where}: config key {key!r} maps values of column {column!r}, which the table lacks "
+                f"(after clinical_mapping.columns); its columns: {', '.join(clinical.columns)}")
+        lookup = {str(k).strip(): v for k, v in codes.items()}
+        raw = clinical[column]
+        text = raw.astype("string").str.strip()
+        given = raw.notna() & text.ne("")
+        mapped = raw.where(~given, text.map(lambda v: lookup.get(v, v) if v is not pd.NA else v))
+        if column in _CODINGS:
+            coding, accepts = _CODINGS[column]
+            bad = [v for v in dict.fromkeys(mapped[given].tolist()) if not accepts(v)]
+            if bad:
+                raw_bad = list(dict.fromkeys(text[given & mapped.isin(bad)].tolist()))
+                raise InputTableError(
+                    f"{where}, column {column!r}: after config key {key!r} value(s) {_shown(raw_bad)} are still not "
+                    f"in the coding the pipeline needs ({coding}); add them to {key!r}")
+        if column in _NUMERIC:
+            mapped = pd.to_numeric(mapped.where(given), errors="coerce")
+            if mapped.notna().all() and (mapped == mapped.round()).all():
+                mapped = mapped.astype("int64")
+        clinical[column] = mapped
+    return clinical
+
+
+def read_clinical(path: str | Path, mapping: Mapping | None = None, known: list[str] | None = None) -> pd.DataFrame:
     """The clinical table as stored (``patient`` a string column), checked: it exists, is
     tab-separated (a .csv / .parquet name is read as such), has a ``patient`` column and
-    one row per patient. The statistics and survival stages read it through here, and
-    the DAG-build checks too, so a bad table fails before any job with the same message."""
+    one row per patient. ``mapping`` (config key clinical_mapping) renames the table's
+    columns and recodes values first (:func:`apply_clinical_mapping`; ``known``: the
+    pipeline column names it may use). The statistics and survival stages read it through
+    here, and the DAG-build checks too, so a bad table fails before any job with the same message."""
     from ..io import check_tab_separated, read_table
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"clinical table {path} (config key 'clinical') does not exist")
-    clinical = read_table(path, dtype={"patient": str}, keep_default_na=True)
+    patient = str(((mapping or {}).get("columns") or {}).get("patient", "patient")).strip()
+    clinical = read_table(path, dtype={patient: str}, keep_default_na=True)
     clinical.columns = [str(c).strip() for c in clinical.columns]
     check_tab_separated(clinical.columns, f"clinical table {path} (config key 'clinical')", InputTableError)
+    clinical = apply_clinical_mapping(clinical, mapping, f"clinical table {path} (config key 'clinical')", known)
     if "patient" not in clinical.columns:
         raise InputTableError(f"clinical table {path} (config key 'clinical'): missing column 'patient'")
     clinical["patient"] = clinical["patient"].map(lambda v: v.strip() if isinstance(v, str) else v)
@@ -114,10 +246,11 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
     return clinical
 
 
-def load_clinical(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
-    """Clinical table indexed by patient (:func:`read_clinical`); ``required`` columns
-    must exist (error names the column and the config key)."""
-    clinical = read_clinical(path)
+def load_clinical(path: str | Path, required: list[str] = (), mapping: Mapping | None = None) -> pd.DataFrame:
+    """Clinical table indexed by patient (:func:`read_clinical`, with config key
+    clinical_mapping ``mapping``); ``required`` columns must exist (error names the
+    column and the config key)."""
+    clinical = read_clinical(path, mapping)
     check_clinical_columns(clinical.columns, required, path)
     for column in CLINICAL_BINARY & set(clinical.columns):
         clinical[column] = clinical[column].astype("string").str.strip().str.lower()

@@ -100,6 +100,13 @@ class Plan:
         per patient and numeric survival columns (emo.survival.check_survival_columns)."""
         _check_survival_clinical(self.config)
 
+    @cached_property
+    def clinical_mapping_params(self) -> dict:
+        """Params of the rules that read the clinical table: ``{"clinical_mapping": ...}``,
+        or {} without a mapping (so the rules' params, and their outputs, stay as they were)."""
+        mapping = _clinical_mapping(self.config)
+        return {"clinical_mapping": mapping} if mapping["columns"] or mapping["values"] else {}
+
     # ---------------------------------------------------------------- features
     def feature_weights(self, encoder: str) -> list[str]:
         """The encoder's weights file as a rule input ([] for weights bundled in the job's
@@ -282,6 +289,13 @@ def _check_spatial(config: Mapping, sample_names: list[str]) -> None:
                 "'spatial.ki67'); add them to predictions.tile_genes or set it to 'all'")
 
 
+def _clinical_mapping(config: Mapping) -> dict:
+    """Config key clinical_mapping, checked against the pipeline column names the config uses."""
+    from ..stats.inputs import check_clinical_mapping, clinical_column_names
+
+    return check_clinical_mapping(config.get("clinical_mapping"), clinical_column_names(config))
+
+
 def _check_clinical(config: Mapping) -> None:
     """An existing clinical table must have the columns the configured statistics use."""
     path = config.get("clinical")
@@ -292,7 +306,7 @@ def _check_clinical(config: Mapping) -> None:
 
     stats = statistics_settings(config["statistics"])
     needed = {"pam50", "er"} | {c for c in stats["markers"].values() if c != "proliferation"}
-    check_clinical_columns(read_clinical(path).columns, sorted(needed), path)
+    check_clinical_columns(read_clinical(path, _clinical_mapping(config)).columns, sorted(needed), path)
 
 
 def _check_survival_clinical(config: Mapping) -> None:
@@ -306,13 +320,15 @@ def _check_survival_clinical(config: Mapping) -> None:
     from ..stats.inputs import read_clinical
     from ..survival import check_survival_columns
 
-    check_survival_columns(read_clinical(path), f"clinical table {path} (config key 'clinical')")
+    check_survival_columns(read_clinical(path, _clinical_mapping(config)),
+                           f"clinical table {path} (config key 'clinical')")
 
 
 def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     """The plan of one workflow run. ``config`` is validated and completed with the
     schema's defaults; ``sheet`` (default: read ``config['samples']``) is validated."""
     config = emo_settings.load(config)
+    _clinical_mapping(config)  # a bad clinical_mapping fails now, naming the key, before the sheet is read
     if sheet is None:
         sheet = load_sample_sheet(config["samples"], cohorts=config["cohorts"].keys())
         # slides exist up front unless the demo generator makes them in this run
