@@ -110,15 +110,7 @@ def test_heterogeneity_traits_are_checked(workspace):
 def test_stage_checks_run_only_for_the_stage_that_reads_them(workspace, tmp_path):
     """A workflow holding only some stage files (a user's own Snakefile, the stage tests)
     is not refused for a stage it does not contain; the stage itself still refuses."""
-    config = yaml.safe_load(yaml.safe_dump(workspace))
-    config["demo"]["enabled"] = False
-    _existing_slides(config)
-    matrix = tmp_path / "expr.tsv"
-    pd.DataFrame({"gene": ["A", "B"], "P1": [1.0, 2.0]}).to_csv(matrix, sep="\t", index=False)
-    config["cohorts"]["TCGA"]["expression"] = str(matrix)
-    clinical = tmp_path / "clinical.tsv"
-    pd.DataFrame({"patient": ["P1"], "er": ["positive"]}).to_csv(clinical, sep="\t", index=False)
-    config["clinical"] = str(clinical)
+    config = _own_cohort(workspace, tmp_path, "patient\ter\nP1\tpositive\n")
     config["heterogeneity"]["traits"] = None
     result = plan(config)  # neither check runs here
     with pytest.raises(ConfigError, match="heterogeneity.traits: no traits given"):

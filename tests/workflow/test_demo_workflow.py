@@ -48,15 +48,21 @@ def test_demo_cohort_not_in_cohorts_fails(tmp_path):
     assert "EXTRA" in result.stdout + result.stderr and "demo.patients" in result.stdout + result.stderr
 
 
-def test_text_survival_event_fails_at_dag_build(tmp_path):
-    """The survival columns are checked when the DAG is built (PLAN.check_survival_clinical in
-    heterogeneity.smk), so text codes fail before any job instead of a survival run on no patient."""
+def _workspace_with_clinical(tmp_path, rows: str):
+    """A small-demo workspace whose clinical table (normally written by the demo) is ``rows``."""
     config = make_workspace(tmp_path)
     clinical = tmp_path / "data" / "demo_test" / "clinical.tsv"
     clinical.parent.mkdir(parents=True)
-    clinical.write_text("patient\tsurvival_time\tsurvival_event\tpam50\ter\tpr\ther2\n"
-                        "P1\t10\tdeceased\tLumA\tpositive\tpositive\tnegative\n"
-                        "P2\t20\tliving\tBasal\tnegative\tnegative\tnegative\n")
+    clinical.write_text(rows)
+    return config
+
+
+def test_text_survival_event_fails_at_dag_build(tmp_path):
+    """The survival columns are checked when the DAG is built (PLAN.check_survival_clinical in
+    heterogeneity.smk), so text codes fail before any job instead of a survival run on no patient."""
+    config = _workspace_with_clinical(tmp_path, "patient\tsurvival_time\tsurvival_event\tpam50\ter\tpr\ther2\n"
+                                      "P1\t10\tdeceased\tLumA\tpositive\tpositive\tnegative\n"
+                                      "P2\t20\tliving\tBasal\tnegative\tnegative\tnegative\n")
     result = snakemake(tmp_path, "--configfile", str(config), "-n", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -67,12 +73,9 @@ def test_text_survival_event_fails_at_dag_build(tmp_path):
 def test_clinical_mapping_at_dag_build(tmp_path):
     """A clinical table in its own names and codings is accepted at DAG build through config key
     clinical_mapping; a mapping naming one table column twice is refused before any job."""
-    config = make_workspace(tmp_path)
-    clinical = tmp_path / "data" / "demo_test" / "clinical.tsv"
-    clinical.parent.mkdir(parents=True)
-    clinical.write_text("patient\tos_time\tos_event\tpam50\ter_status\tpr\ther2\n"
-                        "P1\t10\tdead\tLumA\tPositive\tpositive\tnegative\n"
-                        "P2\t20\talive\tBasal\tNegative\tnegative\tnegative\n")
+    config = _workspace_with_clinical(tmp_path, "patient\tos_time\tos_event\tpam50\ter_status\tpr\ther2\n"
+                                      "P1\t10\tdead\tLumA\tPositive\tpositive\tnegative\n"
+                                      "P2\t20\talive\tBasal\tNegative\tnegative\tnegative\n")
     data = yaml.safe_load(config.read_text())
     data["clinical_mapping"] = {
         "columns": {"survival_time": "os_time", "survival_event": "os_event", "er": "er_status"},
