@@ -126,7 +126,10 @@ def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path],
     baselines = {}
     for name, path in sorted(baseline_paths.items()):
         model = read_ridge_store(path)
-        mean_inputs = ridge.slide_mean_features(feature_path, ridge.BASELINE_INPUTS[name])
+        dataset = ridge.BASELINE_INPUTS[name]
+        # /features is already in memory; other inputs are streamed from the store
+        mean_inputs = (features.astype(np.float64).mean(0) if dataset == "features"
+                       else ridge.slide_mean_features(feature_path, dataset))
         baselines[name] = (model.genes, ridge.predict(model, mean_inputs).astype(np.float32))
     root = {"sample": sample, "n_tiles": int(features.shape[0]), "tile_genes_setting": json.dumps(tile_genes_setting)}
     root.update(attrs)
