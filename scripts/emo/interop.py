@@ -17,11 +17,13 @@
 Our own stores keep their names and meanings (docs/data_contracts.md); in particular the
 tile store's ``downsample`` attr (level-0 px per output px) differs from CLAM's, which is
 why CLAM gets its own patch file rather than ours. Every exported file also carries our
-provenance (``emo_sample``, ``emo_encoder``, ``emo_code_version``, ``emo_mpp``).
+provenance (``emo_sample``, ``emo_encoder``, ``emo_mpp``, ``code_version`` and
+``params``: the format, encoder, source stores and encoder weights hash).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Mapping
 
@@ -52,8 +54,10 @@ def export_paths(root: str | Path, fmt: str, encoder: str, sample: str) -> dict[
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def _provenance(sample: str, encoder: str, code_version: str, mpp: float) -> dict:
-    return {"emo_sample": sample, "emo_encoder": encoder, "emo_code_version": code_version, "emo_mpp": float(mpp)}
+def _provenance(fmt: str, sample: str, encoder: str, code_version: str, mpp: float, source: Mapping) -> dict:
+    """Our provenance, beside the peer's own attributes (none of theirs is named so)."""
+    return {"emo_sample": sample, "emo_encoder": encoder, "emo_mpp": float(mpp), "code_version": code_version,
+            "params": json.dumps({"format": fmt, "encoder": encoder, "source": dict(source)}, sort_keys=True)}
 
 
 def _write_h5(path: Path, datasets: Mapping[str, np.ndarray], coords_attrs: Mapping | None = None,
@@ -113,7 +117,9 @@ def export_slide(fmt: str, sample: str, tile_store: str | Path, feature_store: s
     coords = np.asarray(store.coords, dtype=np.int64)
     features = np.asarray(store.features, dtype=np.float32)
     mpp = float(header.attrs["mpp"])
-    provenance = _provenance(sample, encoder, code_version, mpp)
+    provenance = _provenance(fmt, sample, encoder, code_version, mpp,
+                             {"tile_store": str(tile_store), "feature_store": str(feature_store),
+                              "weights_sha256": str(store.attrs.get("weights_sha256", ""))})
     if fmt == "clam":
         attrs = clam_patch_attrs(sample, header.attrs, header.coords_attrs, str(paths["patches"].parent))
         _write_h5(paths["patches"], {"coords": coords}, attrs, provenance)

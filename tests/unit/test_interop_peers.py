@@ -5,6 +5,8 @@ pipeline's own, tiled and embedded from a real slide (CMU-1-Small-Region)."""
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import openslide
@@ -157,7 +159,9 @@ def test_every_export_carries_provenance(exported):
                 continue
             with h5py.File(path, "r") as f:
                 assert f.attrs["emo_sample"] == SAMPLE and f.attrs["emo_encoder"] == ENCODER, (fmt, key)
-                assert f.attrs["emo_code_version"] == "abc123"
+                assert f.attrs["code_version"] == "abc123"
+                params = json.loads(f.attrs["params"])
+                assert params["format"] == fmt and len(params["source"]["weights_sha256"]) == 64
 
 
 def test_mismatched_stores_are_refused(exported, tmp_path):
