@@ -8,20 +8,22 @@ with emo.smk.rule_logging(snakemake.log[0]):  # noqa: F821 - injected by Snakema
 
     sm = snakemake  # noqa: F821
     params = sm.params
-    slides = emo.smk.job_slides(sm, inputs=("slide", "tiles"), outputs=("features",))
-    for slide in slides:
+    batch = emo.smk.job_slides(sm, inputs=("slide", "tiles"), outputs=("features",))
+    for slide in batch:
         slide["mpp"] = params.mpp[slide["sample"]]
-    extract_slides(
-        slides,
-        encoder=sm.wildcards.encoder,
-        weights=params.weights or None,
-        batch_size=params.batch_size,
-        num_workers=params.num_workers,
-        device=params.device,
-        precision=params.precision,
-        threads=max(1, sm.threads - params.num_workers),
-        stain_method=params.stain_method,
-        geometry=params.geometry,
-        scale_tolerance=params.scale_tolerance,
-        code_version=params.code_version,
-    )
+    with emo.smk.isolated_batch(sm, batch, inputs=("slide", "tiles"), outputs=("features",)) as slides:
+        if slides:
+            extract_slides(
+                slides,
+                encoder=sm.wildcards.encoder,
+                weights=params.weights or None,
+                batch_size=params.batch_size,
+                num_workers=params.num_workers,
+                device=params.device,
+                precision=params.precision,
+                threads=max(1, sm.threads - params.num_workers),
+                stain_method=params.stain_method,
+                geometry=params.geometry,
+                scale_tolerance=params.scale_tolerance,
+                code_version=params.code_version,
+            )

@@ -9,7 +9,9 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     models = io.read_manifest(sm.input.models)
     attrs = provenance.base_attrs(p.code_version, {"tile_genes": p.tile_genes})
     baselines = {name: sm.input[name] for name in ridge.BASELINE_INPUTS}
-    slides = emo.smk.job_slides(sm, inputs=("features",), outputs=("predictions",))
-    for n, slide in enumerate(slides, 1):
-        predictions.predict_slide(slide["features"], models, baselines, slide["predictions"], p.tile_genes, attrs)
-        log.info("[%d/%d] wrote %s", n, len(slides), slide["predictions"])
+    batch = emo.smk.job_slides(sm, inputs=("features",), outputs=("predictions",))
+    with emo.smk.isolated_batch(sm, batch, inputs=("features",), outputs=("predictions",), log=log) as slides:
+        for n, slide in enumerate(slides, 1):
+            predictions.predict_slide(slide["features"], models, baselines, slide["predictions"], p.tile_genes,
+                                      attrs)
+            log.info("[%d/%d] wrote %s", n, len(slides), slide["predictions"])
