@@ -336,7 +336,8 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     sample_names = sorted(sheet.index)
     cohort_roles = {name: c["role"] for name, c in config["cohorts"].items()}
     seed = int(config["splits"]["seed"])
-    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"])
+    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"],
+                                   by=config["splits"]["by"], site_source=config["splits"]["site_source"])
     model_samples = samples_in_splits(sheet, patient_splits, ("train", "tune"))
     model_set = set(model_samples)
     batches = slide_batches(sample_names, int(config["slide_batches"]),
