@@ -85,13 +85,14 @@ def tcga_site(patient: str) -> str:
 
 def patient_sites(sheet: pd.DataFrame, source: str) -> dict[str, str]:
     """{patient: site} from the sheet's ``site`` column (``source`` "sheet"; empty = unknown,
-    left out) or from the patient IDs (``source`` "tcga_barcode"). A patient whose slides
-    name different sites is refused."""
+    left out) or from the patient IDs (``source`` "tcga_barcode"; an ID that is no TCGA
+    barcode, e.g. an external hospital's, falls back to the column). A patient whose
+    slides name different sites is refused."""
     if source not in SITE_SOURCES:
         raise ConfigError(f"config key 'splits.site_source': {source!r}; use one of {list(SITE_SOURCES)}")
     out: dict[str, str] = {}
     for patient, group in sheet.groupby("patient", sort=True):
-        if source == "tcga_barcode":
+        if source == "tcga_barcode" and TCGA_BARCODE.match(str(patient)):
             out[str(patient)] = tcga_site(str(patient))
             continue
         values = sorted({str(v) for v in group.get("site", pd.Series([""] * len(group))).fillna("") if str(v) != ""})
@@ -168,6 +169,8 @@ def assign_splits(sheet: pd.DataFrame, cohort_roles: Mapping[str, str], seed: in
             if cohort_roles.get(str(cohort)) != "training":
                 continue
             if str(patient) not in sites:
+                if site_source == "tcga_barcode":
+                    tcga_site(str(patient))  # raises, naming the patient
                 raise SampleSheetError(
                     f"sample sheet, column 'site': patient {patient!r} (cohort {cohort!r}) has no tissue source "
                     "site; config key 'splits.by: site' needs one for every patient of a training cohort (fill "
@@ -206,7 +209,7 @@ def assign_splits(sheet: pd.DataFrame, cohort_roles: Mapping[str, str], seed: in
         rows.append({"patient": str(patient), "cohort": cohort, "split": split, "split_source": source,
                      "n_slides": int(len(group)), "site": sites.get(str(patient), "")})
     columns = ["patient", "cohort", "split", "split_source", "n_slides"] + (["site"] if by == "site" else [])
-    table = pd.DataFrame(rows, columns=columns + ["site"])[columns]
+    table = pd.DataFrame(rows, columns=["patient", "cohort", "split", "split_source", "n_slides", "site"])[columns]
     if by == "site":
         check_no_leakage(table, "site")
     return table

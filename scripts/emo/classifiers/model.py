@@ -146,7 +146,7 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: ClassifierConfig,
             loss = loss_fn(model(xt[idx].to(device)), yt[idx].to(device))
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         result.epochs_run = epoch
         row = {"epoch": epoch, "train_loss": total / len(yt), "tune_loss": math.nan}
         if tune is not None and len(tune[0]):
