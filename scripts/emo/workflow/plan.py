@@ -9,7 +9,7 @@ without Snakemake.
 Checks that need only the config and the sheet run here too, so a bad config fails
 before any job starts, with the key at fault named. Checks of one stage's settings run
 when that stage's rule file reads them (``PLAN.gene_chunks``, ``PLAN.heterogeneity_traits``,
-``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``), so a workflow built from some of the stage files
+``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``, ``PLAN.check_clinical_classifiers()``), so a workflow built from some of the stage files
 (a user's own Snakefile, the stage tests) checks only the stages it holds.
 """
 
@@ -99,6 +99,17 @@ class Plan:
         """With heterogeneity and survival enabled, an existing clinical table has one row
         per patient and numeric survival columns (emo.survival.check_survival_columns)."""
         _check_survival_clinical(self.config)
+
+    @property
+    def clinical_classifiers_run(self) -> bool:
+        """The clinical-classifier stage runs: enabled, and config key clinical is set (the
+        table is optional; without it there is nothing to classify)."""
+        return bool(self.config["clinical_classifiers"]["enabled"] and self.config.get("clinical"))
+
+    def check_clinical_classifiers(self) -> None:
+        """Configured labels are known and an existing clinical table has their columns
+        (emo.classifiers.clinical)."""
+        _check_clinical_classifiers(self.config)
 
     @cached_property
     def clinical_mapping_params(self) -> dict:
@@ -322,6 +333,24 @@ def _check_survival_clinical(config: Mapping) -> None:
 
     check_survival_columns(read_clinical(path, _clinical_mapping(config)),
                            f"clinical table {path} (config key 'clinical')")
+
+
+def _check_clinical_classifiers(config: Mapping) -> None:
+    """An existing clinical table holds the configured labels' columns (the stage runs
+    when config key clinical is set). A table the run generates (the demo's) is checked
+    by the job."""
+    from ..classifiers.clinical import label_classes, resolve_labels
+
+    cfg = config["clinical_classifiers"]
+    for label in cfg["labels"] or []:
+        label_classes(label, cfg)
+    path = config.get("clinical")
+    if not (cfg["enabled"] and path and Path(path).is_file()):
+        return
+    from ..stats.inputs import read_clinical
+
+    resolve_labels(cfg, read_clinical(path, _clinical_mapping(config)).columns,
+                   f"clinical table {path} (config key 'clinical')")
 
 
 def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
