@@ -179,17 +179,19 @@ def test_clinical_classifiers_patient_auc_with_ci(demo_dir, capsys):
     lines = []
     for set_name in ("validation", "test", "external", "heldout"):
         rows = metrics[(metrics["level"] == "patient") & (metrics["set"] == set_name)]
-        for row in rows.itertuples(index=False):
-            value, lo, hi = (float(v) if v != "" else float("nan") for v in (row.value, row.ci_lower, row.ci_upper))
-            name = f"{row.metric} {getattr(row, 'class')}".strip()
-            lines.append(f"{set_name:10s} {row.label:6s} {name:22s} {value:.3f} (95% CI {lo:.3f}-{hi:.3f}), n={row.n}")
+        for row in rows.to_dict("records"):
+            value, lo, hi = (float(v) if v != "" else float("nan") for v in (row["value"], row["ci_lower"], row["ci_upper"]))
+            name = f"{row['metric']} {row['class']}".strip()
+            lines.append(f"{set_name:10s} {row['label']:6s} {name:22s} {value:.3f} (95% CI {lo:.3f}-{hi:.3f}), "
+                         f"n={row['n']}")
             if lo == lo:
                 assert lo <= value <= hi
     _report(capsys, lines)
     held = metrics[(metrics["level"] == "patient") & (metrics["set"] == "heldout") & (metrics["metric"] == "auc")]
-    for row in held.itertuples(index=False):
-        table = patients[(patients["label"] == row.label) & (patients["truth"] != "")
+    assert len(held) == len([label for label in expected if label != "pam50"])
+    for row in held.to_dict("records"):
+        table = patients[(patients["label"] == row["label"]) & (patients["truth"] != "")
                          & patients["split"].isin(["validation", "test", "external"])]
-        positive = table[table["class"] == getattr(row, "class")]
-        ref = roc_auc_score(positive["truth"] == getattr(row, "class"), positive["probability"])
-        assert abs(float(row.value) - ref) <= 1e-6, row.label
+        positive = table[table["class"] == row["class"]]
+        ref = roc_auc_score(positive["truth"] == row["class"], positive["probability"])
+        assert abs(float(row["value"]) - ref) <= 1e-6, row["label"]
