@@ -4,11 +4,16 @@ same folds for all models)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable, Mapping
 
 import pandas as pd
 
-from ..splits import patient_unit
+
+def _unit(seed: int, name: str) -> float:
+    """Seeded hash of a name in [0, 1) (53 bits), as emo.splits.patient_unit."""
+    digest = hashlib.sha256(f"{int(seed)}:{name}".encode()).digest()
+    return (int.from_bytes(digest[:8], "big") >> 11) / float(1 << 53)
 
 
 def patient_folds(patients: Iterable[str], k: int, seed: int,
@@ -30,7 +35,7 @@ def patient_folds(patients: Iterable[str], k: int, seed: int,
         members.setdefault(group_of[p], []).append(p)
     if len(members) < k:
         raise ValueError(f"{len(members)} groups cannot fill {k} folds; lower k")
-    order = sorted(members, key=lambda g: (patient_unit(f"fold:{g}", seed), g))
+    order = sorted(members, key=lambda g: (_unit(seed, f"fold:{g}"), g))
     sizes = [0] * k
     fold_of: dict[str, int] = {}
     for g in order:
