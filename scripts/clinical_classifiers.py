@@ -24,7 +24,7 @@ with emo.smk.rule_logging(smk.log[0]) as log:
     result = clinical.run(sheet, dict(zip(smk.params.samples, smk.input.features)), table, smk.input.clinical,
                           splits, cfg, device=device)
     inputs = sorted(smk.input.features) + [smk.input.clinical, smk.input.splits]
-    for key in ("metrics", "patients", "confusion"):
+    for key in ("metrics", "patients", "confusion", "status"):
         write_tsv(result[key], smk.output[key])
         write_sidecar(smk.output[key], smk.params.code_version, cfg, inputs)
     with atomic_path(smk.output.models) as tmp:

@@ -104,8 +104,19 @@ def test_density_selection_beats_random_on_signal_in_dense_tiles(tmp_path):
     assert auc["density"] > auc["random"] + 0.05, auc
 
 
-def test_a_label_without_both_classes_in_train_is_refused(tmp_path):
+def test_a_label_without_two_classes_in_train_is_refused_when_listed_and_skipped_when_auto(tmp_path):
     sheet, paths, table, splits = clinical_cohort(tmp_path, n_patients=24)
     table["er"] = "positive"
     with pytest.raises(InputTableError, match="label 'er': the train patients' tiles hold only"):
         clinical.run(sheet, paths, table, "clinical.tsv", splits, stage_config(labels=["er"]))
+    out = clinical.run(sheet, paths, table, "clinical.tsv", splits, stage_config(labels=None))
+    status = out["status"].set_index("label")
+    assert list(status.index) == ["er", "pam50"] and out["labels"] == ["pam50"]
+    assert status.loc["er", "status"] == "skipped" and "hold only" in status.loc["er", "reason"]
+    assert status.loc["pam50", "status"] == "trained" and status.loc["pam50", "epochs_run"] >= 1
+    train = dict(item.split(":") for item in status.loc["er", "train_patients"].split(","))
+    assert train["negative"] == "0" and int(train["positive"]) > 0
+    assert set(out["metrics"]["label"]) == {"pam50"}
+    table["pam50"] = "LumA"
+    with pytest.raises(InputTableError, match="no label could be trained"):
+        clinical.run(sheet, paths, table, "clinical.tsv", splits, stage_config(labels=None))

@@ -75,6 +75,7 @@ def test_wilson_interval_matches_statsmodels():
         lo, hi = metrics.wilson_interval(successes, n)
         ref = proportion_confint(successes, n, alpha=0.05, method="wilson")
         assert abs(lo - ref[0]) <= 1e-9 and abs(hi - ref[1]) <= 1e-9
+        assert lo <= successes / n <= hi
 
 
 def test_roc_points_match_sklearn():

@@ -53,6 +53,8 @@ def test_clinical_classifiers_rule_runs(tmp_path):
     pooled = metrics[(metrics["set"] == "heldout") & (metrics["level"] == "patient")]
     assert pooled.loc[pooled["label"] == "er", "value"].astype(float).iloc[0] > 0.7  # planted signal
     assert (pooled["metric"] == "top2_accuracy").sum() == 1
+    status = pd.read_csv(out / "labels.tsv", sep="\t")
+    assert list(status["status"]) == ["trained", "trained"]
     for name in ("patients.tsv", "confusion.tsv", "models.pt", "roc.png", "confusion.png", "metrics.tsv.json"):
         assert (out / name).stat().st_size > 0, name
     benchmark = pd.read_csv(tmp_path / "benchmarks" / "clinical_classifiers" / "clinical_classifiers.tsv", sep="\t")

@@ -16,6 +16,7 @@ rule clinical_classifiers:
         metrics=f"{CLF_DIR}/metrics.tsv",
         patients=f"{CLF_DIR}/patients.tsv",
         confusion=f"{CLF_DIR}/confusion.tsv",
+        status=f"{CLF_DIR}/labels.tsv",
         models=f"{CLF_DIR}/models.pt",
         roc=report(f"{CLF_DIR}/roc.png", caption="../report/clinical_classifiers_roc.rst",
                    category="Clinical classifiers"),

@@ -5,4 +5,4 @@
 def clinical_classifiers_targets():
     if not PLAN.clinical_classifiers_run:  # disabled, or no clinical table configured (it is optional)
         return []
-    return [f"{CLF_DIR}/metrics.tsv", f"{CLF_DIR}/roc.png", f"{CLF_DIR}/confusion.png"]
+    return [f"{CLF_DIR}/metrics.tsv", f"{CLF_DIR}/labels.tsv", f"{CLF_DIR}/roc.png", f"{CLF_DIR}/confusion.png"]

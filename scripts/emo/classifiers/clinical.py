@@ -153,6 +153,11 @@ def _evaluate(label: str, classes: Sequence[str], set_name: str, y_patient: np.n
     return rows
 
 
+class LabelNotTrainable(InputTableError):
+    """A label's train patients lack a class (raised for a label listed in the config;
+    with ``labels: null`` the label is reported as skipped in labels.tsv instead)."""
+
+
 METRIC_COLUMNS = ["label", "set", "level", "metric", "class", "n", "n_positive", "value", "ci_lower", "ci_upper",
                   "ci_method"]
 
@@ -169,10 +174,10 @@ def run_label(label: str, classes: Sequence[str], y: pd.Series, tiles: TileSet, 
     tune = (row_split == "tune") & (row_y >= 0)
     found = sorted(set(row_y[train].tolist()))
     if len(found) < 2:
-        raise InputTableError(f"label {label!r}: the train patients' tiles hold only class(es) "
-                              f"{[classes[i] for i in found]}; a classifier needs both/all classes in train "
-                              "(more patients, other splits.proportions, or drop the label from "
-                              "clinical_classifiers.labels)")
+        raise LabelNotTrainable(f"label {label!r}: the train patients' tiles hold only class(es) "
+                                f"{[classes[i] for i in found]}; a classifier needs at least two classes in "
+                                "train (more patients, other splits.proportions, or drop the label from "
+                                "clinical_classifiers.labels)")
     model = fit(tiles.features[train], row_y[train], len(classes), ClassifierConfig.from_config(dict(cfg)),
                 tune=(tiles.features[tune], row_y[tune], tiles.patients[tune]) if tune.any() else None,
                 device=device)
@@ -204,25 +209,62 @@ def run_label(label: str, classes: Sequence[str], y: pd.Series, tiles: TileSet, 
     return model, patients_table, metrics_table, pd.DataFrame(confusion)
 
 
+def _label_row(label: str, classes: Sequence[str], y: pd.Series, splits: pd.DataFrame, tiles: TileSet) -> dict:
+    split_of = dict(zip(splits["patient"].astype(str), splits["split"]))
+    with_tiles = [p for p in y.index if p in tiles.n_tiles]
+    counts = {s: {c: 0 for c in classes} for s in ("train", "tune", "heldout")}
+    for p in with_tiles:
+        split = split_of.get(p, "")
+        split = "heldout" if split in EVALUATION_SETS else split
+        if split in counts:
+            counts[split][classes[y[p]]] += 1
+    return {"label": label, "classes": ",".join(classes),
+            **{f"{s}_patients": ",".join(f"{c}:{n}" for c, n in counts[s].items()) for s in counts}}
+
+
+LABEL_COLUMNS = ["label", "status", "reason", "classes", "train_patients", "tune_patients", "heldout_patients",
+                 "best_epoch", "epochs_run", "best_tune_loss"]
+
+
 def run(sheet: pd.DataFrame, feature_paths: Mapping[str, str], clinical: pd.DataFrame, clinical_path: str,
         splits: pd.DataFrame, cfg: Mapping, device: str = "cpu") -> dict:
-    """Every configured label end to end. Returns {"labels", "models", "patients",
-    "metrics", "confusion"} (tables concatenated over the labels, in label order)."""
+    """Every configured label end to end. Returns {"labels" (the trained ones), "models",
+    "patients", "metrics", "confusion" (tables concatenated over the trained labels, in
+    label order), "status" (labels.tsv: every label, trained or skipped, with its patients
+    per class and split)}. With ``labels: null`` a label whose train patients lack a class
+    is skipped (status ``skipped``, the reason given; logged as a warning); a listed one
+    is refused."""
     labels = resolve_labels(cfg, clinical.columns, f"clinical table {clinical_path} (config key 'clinical')")
     tiles = read_selected_tiles(list(sheet["sample"]), list(sheet["patient"]), feature_paths, cfg)
     log.info("%d tiles of %d patients selected (%s, up to %d per slide); labels %s", len(tiles.features),
              len(tiles.n_tiles), cfg["tile_selection"], cfg["tiles_per_slide"], labels)
-    out = {"labels": labels, "models": {}, "patients": [], "metrics": [], "confusion": []}
+    out = {"labels": [], "models": {}, "patients": [], "metrics": [], "confusion": [], "status": []}
     for label in labels:
         column, classes = label_classes(label, cfg)
         y = patient_labels(clinical, column, classes)
-        model, patients_table, metrics, confusion = run_label(label, classes, y, tiles, splits, cfg, device)
+        row = _label_row(label, classes, y, splits, tiles)
+        try:
+            model, patients_table, metrics, confusion = run_label(label, classes, y, tiles, splits, cfg, device)
+        except LabelNotTrainable as error:
+            if cfg["labels"] is not None:
+                raise
+            log.warning("%s: skipped (clinical_classifiers.labels is null)", error)
+            out["status"].append({**row, "status": "skipped", "reason": str(error), "best_epoch": math.nan,
+                                  "epochs_run": math.nan, "best_tune_loss": math.nan})
+            continue
+        out["status"].append({**row, "status": "trained", "reason": "", "best_epoch": model.best_epoch,
+                              "epochs_run": model.epochs_run, "best_tune_loss": model.best_tune_loss})
+        out["labels"].append(label)
         out["models"][label] = {"classes": list(classes), **model.to_dict()}
         out["patients"].append(patients_table)
         out["metrics"].append(metrics)
         out["confusion"].append(confusion)
+    if not out["labels"]:
+        raise InputTableError(f"clinical table {clinical_path}: no label could be trained "
+                              f"({'; '.join(r['reason'] for r in out['status'])})")
     for key in ("patients", "metrics", "confusion"):
         out[key] = pd.concat(out[key], ignore_index=True)
+    out["status"] = pd.DataFrame(out["status"])[LABEL_COLUMNS]
     return out
 
 
