@@ -245,3 +245,11 @@ def test_clinical_classifier_labels_are_checked_against_an_existing_table(worksp
     plan(config).check_clinical_classifiers()
     del config["clinical"]
     assert not plan(config).clinical_classifiers_run  # the clinical table is optional: no stage without it
+    # a table without any label column (survival only) gives no classifier, unless labels are listed
+    config = _own_cohort(workspace, tmp_path, "patient\tsurvival_time\tsurvival_event\nP1\t3\t1\n", "surv.tsv")
+    assert not plan(config).clinical_classifiers_run
+    plan(config).check_clinical_classifiers()
+    config["clinical_classifiers"] = {"labels": ["er"]}
+    assert plan(config).clinical_classifiers_run
+    with pytest.raises(InputTableError, match=r"label\(s\) \['er'\]"):
+        plan(config).check_clinical_classifiers()

@@ -100,11 +100,13 @@ class Plan:
         per patient and numeric survival columns (emo.survival.check_survival_columns)."""
         _check_survival_clinical(self.config)
 
-    @property
+    @cached_property
     def clinical_classifiers_run(self) -> bool:
-        """The clinical-classifier stage runs: enabled, and config key clinical is set (the
-        table is optional; without it there is nothing to classify)."""
-        return bool(self.config["clinical_classifiers"]["enabled"] and self.config.get("clinical"))
+        """The clinical-classifier stage runs: enabled, config key clinical set (the table is
+        optional; without it there is nothing to classify) and, with ``labels: null``, an
+        existing table holding at least one label column (a table of survival columns only
+        gives no classifier; a listed label's absent column is refused instead)."""
+        return _clinical_classifiers_run(self.config)
 
     def check_clinical_classifiers(self) -> None:
         """Configured labels are known and an existing clinical table has their columns
@@ -335,6 +337,20 @@ def _check_survival_clinical(config: Mapping) -> None:
                            f"clinical table {path} (config key 'clinical')")
 
 
+def _clinical_classifiers_run(config: Mapping) -> bool:
+    cfg = config["clinical_classifiers"]
+    path = config.get("clinical")
+    if not (cfg["enabled"] and path):
+        return False
+    if cfg["labels"] is not None or not Path(path).is_file():
+        return True
+    from ..classifiers.clinical import LABELS, label_classes
+    from ..stats.inputs import read_clinical
+
+    columns = set(read_clinical(path, _clinical_mapping(config)).columns)
+    return any(label_classes(label, cfg)[0] in columns for label in LABELS)
+
+
 def _check_clinical_classifiers(config: Mapping) -> None:
     """An existing clinical table holds the configured labels' columns (the stage runs
     when config key clinical is set). A table the run generates (the demo's) is checked
@@ -345,7 +361,7 @@ def _check_clinical_classifiers(config: Mapping) -> None:
     for label in cfg["labels"] or []:
         label_classes(label, cfg)
     path = config.get("clinical")
-    if not (cfg["enabled"] and path and Path(path).is_file()):
+    if not (_clinical_classifiers_run(config) and Path(path).is_file()):
         return
     from ..stats.inputs import read_clinical
 
