@@ -75,7 +75,11 @@ def patient_labels(clinical: pd.DataFrame, column: str, classes: Sequence[str]) 
     (compared after stripping; other values, e.g. PAM50 Normal or empty, are left out)."""
     values = clinical.set_index("patient")[column]
     index = {c: i for i, c in enumerate(classes)}
-    coded = values.map(lambda v: index.get(str(v).strip(), -1) if isinstance(v, str) else -1)
+    coded = values.map(lambda v: index.get(str(v).strip(), -1) if pd.notna(v) else -1)
+    others = values[(coded < 0) & values.notna()].astype(str).str.strip()
+    if len(others):
+        log.info("column %s: %d patient(s) with values outside %s left out: %s", column, len(others), list(classes),
+                 others.value_counts().sort_index().to_dict())
     return coded[coded >= 0].astype(int).sort_index()
 
 

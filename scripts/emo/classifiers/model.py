@@ -135,7 +135,7 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: ClassifierConfig,
 
     result = FittedClassifier(state={}, n_classes=n_classes, dim=x.shape[1], mean=mean, std=std, config=cfg,
                               best_epoch=0, epochs_run=0, best_tune_loss=math.nan)
-    best_loss, since = math.inf, 0
+    best_loss, since, best_state = math.inf, 0, None
     for epoch in range(1, cfg.max_epochs + 1):
         model.train()
         permutation = torch.randperm(len(yt), generator=generator)
@@ -161,8 +161,8 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: ClassifierConfig,
         result.history.append(row)
         if tune is not None and len(tune[0]) and since >= cfg.patience:
             break
-    if tune is not None and len(tune[0]):
+    if tune is not None and len(tune[0]) and best_state is not None:
         result.state, result.best_tune_loss = best_state, best_loss
-    else:
+    else:  # no tune rows (or no finite tune loss): the last epoch's weights
         result.state, result.best_epoch = snapshot(), result.epochs_run
     return result
