@@ -118,5 +118,11 @@ def test_a_label_without_two_classes_in_train_is_refused_when_listed_and_skipped
     assert train["negative"] == "0" and int(train["positive"]) > 0
     assert set(out["metrics"]["label"]) == {"pam50"}
     table["pam50"] = "LumA"
-    with pytest.raises(InputTableError, match="no label could be trained"):
-        clinical.run(sheet, paths, table, "clinical.tsv", splits, stage_config(labels=None))
+    none = clinical.run(sheet, paths, table, "clinical.tsv", splits, stage_config(labels=None))
+    assert none["labels"] == [] and list(none["status"]["status"]) == ["skipped", "skipped"]
+    assert none["metrics"].empty and list(none["metrics"].columns) == clinical.METRIC_COLUMNS
+    from emo.classifiers.figures import confusion_figure, roc_figure
+
+    roc_figure(none["patients"], none["metrics"], [], {}, tmp_path / "roc.png")
+    confusion_figure(none["confusion"], [], {}, tmp_path / "confusion.png")
+    assert (tmp_path / "roc.png").stat().st_size > 0 and (tmp_path / "confusion.png").stat().st_size > 0

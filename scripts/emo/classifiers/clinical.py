@@ -162,6 +162,8 @@ class LabelNotTrainable(InputTableError):
     with ``labels: null`` the label is reported as skipped in labels.tsv instead)."""
 
 
+PATIENT_COLUMNS = ["label", "patient", "split", "n_tiles", "truth", "class", "probability"]
+CONFUSION_COLUMNS = ["label", "set", "truth", "predicted", "count"]
 METRIC_COLUMNS = ["label", "set", "level", "metric", "class", "n", "n_positive", "value", "ci_lower", "ci_upper",
                   "ci_method"]
 
@@ -263,11 +265,11 @@ def run(sheet: pd.DataFrame, feature_paths: Mapping[str, str], clinical: pd.Data
         out["patients"].append(patients_table)
         out["metrics"].append(metrics)
         out["confusion"].append(confusion)
-    if not out["labels"]:
-        raise InputTableError(f"clinical table {clinical_path}: no label could be trained "
-                              f"({'; '.join(r['reason'] for r in out['status'])})")
+    if not out["labels"]:  # only with labels: null (a listed label raises): report, do not fail the run
+        log.warning("clinical table %s: no label could be trained; labels.tsv gives the reasons", clinical_path)
+    empty = {"patients": PATIENT_COLUMNS, "metrics": METRIC_COLUMNS, "confusion": CONFUSION_COLUMNS}
     for key in ("patients", "metrics", "confusion"):
-        out[key] = pd.concat(out[key], ignore_index=True)
+        out[key] = pd.concat(out[key], ignore_index=True) if out[key] else pd.DataFrame(columns=empty[key])
     out["status"] = pd.DataFrame(out["status"])[LABEL_COLUMNS]
     return out
 

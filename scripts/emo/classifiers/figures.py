@@ -35,9 +35,19 @@ def _ci_text(row) -> str:
     return f"AUC {row['value']:.2f}{ci}"
 
 
+def _no_label(path) -> None:
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no clinical label could be trained\n(reasons in labels.tsv)", ha="center", va="center")
+        _save(fig, path)
+
+
 def roc_figure(patients: pd.DataFrame, metrics: pd.DataFrame, labels: list[str], classes: dict, path) -> None:
     """One panel per label: patient-level ROC of each evaluation set (binary) or of each
     class vs the rest on the pooled held-out set (multi-class)."""
+    if not labels:
+        return _no_label(path)
     with plt.rc_context(STYLE):
         n = max(1, len(labels))
         cols = min(3, n)
