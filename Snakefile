@@ -34,6 +34,7 @@ include: "workflow/rules/predictions.smk"
 include: "workflow/rules/gene_statistics.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
+include: "workflow/rules/clinical_classifiers.smk"
 
 
 onstart:
@@ -51,4 +52,5 @@ rule all:
         gene_statistics_targets(),
         spatial_validation_targets(),
         heterogeneity_targets(),
+        clinical_classifiers_targets(),
     default_target: True

@@ -160,3 +160,42 @@ def test_models_beside_baselines_by_stratum_and_compartment(demo_dir, capsys):
     others = by_driver.drop(index="fat")
     assert by_driver.loc["fat", "n"] >= 3
     assert by_driver.loc["fat", "sensitivity"] >= others["sensitivity"].mean() - 0.15
+
+
+def test_clinical_classifiers_patient_auc_with_ci(demo_dir, capsys):
+    """Every clinical label's patient-level AUC (PAM50: one-vs-rest per class, top-1 / top-2
+    accuracy) with its 95 % CI on the held-out patients, printed; each binary AUC
+    recomputed from patients.tsv with sklearn. The demo plants no image signal for ER, PR,
+    HER2 or TP53 (drawn independently of the tissue), so no level is required of them;
+    PAM50 LumA/LumB follow the tumour share."""
+    from sklearn.metrics import roc_auc_score
+
+    out = demo_dir / f"results/clinical_classifiers/{ENCODER}"
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t", keep_default_na=False)
+    patients = pd.read_csv(out / "patients.tsv", sep="\t", keep_default_na=False, dtype={"patient": str})
+    clinical = pd.read_csv(demo_dir / "data/demo/clinical.tsv", sep="\t")
+    expected = [label for label in ("histology", "er", "pr", "her2", "pam50", "tp53") if label in clinical.columns]
+    status = pd.read_csv(out / "labels.tsv", sep="\t", keep_default_na=False)
+    assert list(status["label"]) == expected
+    trained = list(status.loc[status["status"] == "trained", "label"])
+    assert sorted(set(metrics["label"])) == sorted(trained)
+    lines = [f"{row['label']}: skipped ({row['reason']})" for row in status.to_dict("records")
+             if row["status"] != "trained"]
+    for set_name in ("validation", "test", "external", "heldout"):
+        rows = metrics[(metrics["level"] == "patient") & (metrics["set"] == set_name)]
+        for row in rows.to_dict("records"):
+            value, lo, hi = (float(v) if v != "" else float("nan") for v in (row["value"], row["ci_lower"], row["ci_upper"]))
+            name = f"{row['metric']} {row['class']}".strip()
+            lines.append(f"{set_name:10s} {row['label']:6s} {name:22s} {value:.3f} (95% CI {lo:.3f}-{hi:.3f}), "
+                         f"n={row['n']}")
+            if lo == lo:
+                assert lo <= value <= hi
+    _report(capsys, lines)
+    held = metrics[(metrics["level"] == "patient") & (metrics["set"] == "heldout") & (metrics["metric"] == "auc")]
+    assert len(held) == len([label for label in trained if label != "pam50"])
+    for row in held.to_dict("records"):
+        table = patients[(patients["label"] == row["label"]) & (patients["truth"] != "")
+                         & patients["split"].isin(["validation", "test", "external"])]
+        positive = table[table["class"] == row["class"]]
+        ref = roc_auc_score(positive["truth"] == row["class"], positive["probability"])
+        assert abs(float(row["value"]) - ref) <= 1e-6, row["label"]

@@ -92,7 +92,7 @@ CLINICAL_BINARY = {"er", "pr", "her2"}
 # The pipeline's clinical column names (docs/data_contracts.md, 'Clinical table') and the
 # coding a stage needs, for the checks of config key clinical_mapping. Columns named in
 # the statistics and survival settings (markers, covariates) may be mapped too.
-CLINICAL_COLUMNS = ("patient", "age", "er", "pr", "her2", "pam50", "tp53", "grade", "tumour_size_mm",
+CLINICAL_COLUMNS = ("patient", "age", "er", "pr", "her2", "pam50", "tp53", "histology", "grade", "tumour_size_mm",
                     "nodes_positive", "survival_time", "survival_event")
 _POSITIVE_NEGATIVE = ("positive", "negative")
 # column -> (description of the coding, test of one mapped value)

@@ -9,7 +9,7 @@ without Snakemake.
 Checks that need only the config and the sheet run here too, so a bad config fails
 before any job starts, with the key at fault named. Checks of one stage's settings run
 when that stage's rule file reads them (``PLAN.gene_chunks``, ``PLAN.heterogeneity_traits``,
-``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``), so a workflow built from some of the stage files
+``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``, ``PLAN.check_clinical_classifiers()``), so a workflow built from some of the stage files
 (a user's own Snakefile, the stage tests) checks only the stages it holds.
 """
 
@@ -99,6 +99,19 @@ class Plan:
         """With heterogeneity and survival enabled, an existing clinical table has one row
         per patient and numeric survival columns (emo.survival.check_survival_columns)."""
         _check_survival_clinical(self.config)
+
+    @cached_property
+    def clinical_classifiers_run(self) -> bool:
+        """The clinical-classifier stage runs: enabled, config key clinical set (the table is
+        optional; without it there is nothing to classify) and, with ``labels: null``, an
+        existing table holding at least one label column (a table of survival columns only
+        gives no classifier; a listed label's absent column is refused instead)."""
+        return _clinical_classifiers_run(self.config)
+
+    def check_clinical_classifiers(self) -> None:
+        """Configured labels are known and an existing clinical table has their columns
+        (emo.classifiers.clinical)."""
+        _check_clinical_classifiers(self.config)
 
     @cached_property
     def clinical_mapping_params(self) -> dict:
@@ -344,6 +357,38 @@ def _check_survival_clinical(config: Mapping) -> None:
                            f"clinical table {path} (config key 'clinical')")
 
 
+def _clinical_classifiers_run(config: Mapping) -> bool:
+    cfg = config["clinical_classifiers"]
+    path = config.get("clinical")
+    if not (cfg["enabled"] and path):
+        return False
+    if cfg["labels"] is not None or not Path(path).is_file():
+        return True
+    from ..classifiers.clinical import LABELS, label_classes
+    from ..stats.inputs import read_clinical
+
+    columns = set(read_clinical(path, _clinical_mapping(config)).columns)
+    return any(label_classes(label, cfg)[0] in columns for label in LABELS)
+
+
+def _check_clinical_classifiers(config: Mapping) -> None:
+    """An existing clinical table holds the configured labels' columns (the stage runs
+    when config key clinical is set). A table the run generates (the demo's) is checked
+    by the job."""
+    from ..classifiers.clinical import label_classes, resolve_labels
+
+    cfg = config["clinical_classifiers"]
+    for label in cfg["labels"] or []:
+        label_classes(label, cfg)
+    path = config.get("clinical")
+    if not (_clinical_classifiers_run(config) and Path(path).is_file()):
+        return
+    from ..stats.inputs import read_clinical
+
+    resolve_labels(cfg, read_clinical(path, _clinical_mapping(config)).columns,
+                   f"clinical table {path} (config key 'clinical')")
+
+
 def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     """The plan of one workflow run. ``config`` is validated and completed with the
     schema's defaults; ``sheet`` (default: read ``config['samples']``) is validated."""
@@ -356,7 +401,8 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     sample_names = sorted(sheet.index)
     cohort_roles = {name: c["role"] for name, c in config["cohorts"].items()}
     seed = int(config["splits"]["seed"])
-    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"])
+    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"],
+                                   by=config["splits"]["by"], site_source=config["splits"]["site_source"])
     model_samples = samples_in_splits(sheet, patient_splits, ("train", "tune"))
     model_set = set(model_samples)
     batches = slide_batches(sample_names, int(config["slide_batches"]),
