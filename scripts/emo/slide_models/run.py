@@ -1,0 +1,264 @@
+"""One slide model end to end (rule slide_model_train): read the feature stores and the
+training expression, build the bags, train one model per cross-validation fold, predict
+every slide (out-of-fold for the training patients, the mean of the fold models for
+every other slide), score every tile, and write the model's tables, tile store and
+checkpoint (docs/models.md, docs/data_contracts.md "Slide models")."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputTableError
+from .bags import slide_bag, supertile_labels
+from .folds import patient_folds
+from .pearson import PEARSON_COLUMNS, pearson_table
+
+log = logging.getLogger("emo")
+
+OUTPUT_KEYS = ("patients", "slides", "folds", "training", "cost", "pearson", "tiles", "model")
+
+
+@dataclass
+class SlideInput:
+    sample: str
+    patient: str
+    features: str          # feature store path
+
+
+def _read(path: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    from ..stores.features import read_feature_store
+
+    store = read_feature_store(path)
+    return store.features.astype(np.float32), store.coords.astype(np.int64), store.coords_attrs
+
+
+def build_model(name: str, cfg: Mapping, input_dim: int, n_genes: int, bias_init):
+    from .nets import HE2RNA, GatedAttentionMIL
+
+    m = cfg[name]
+    if name == "he2rna":
+        return HE2RNA(input_dim, n_genes, m["layers"], he2rna_ks(m), m["dropout"], bias_init)
+    if name == "attention_mil":
+        return GatedAttentionMIL(input_dim, n_genes, m["hidden"], m["attention_dim"], m["dropout"], bias_init)
+    from ..errors import ConfigError
+
+    raise ConfigError(f"slide_models.models: unknown model {name!r} (he2rna, attention_mil)")
+
+
+def he2rna_ks(m: Mapping) -> list[int]:
+    """Paper 003: k from (1, 2, 5, 10, 20, 50, 100) on super-tiles, from (10, ..., 5000) on tiles."""
+    return list(m["ks_supertiles"] if m["bag"] == "supertiles" else m["ks_tiles"])
+
+
+def training_bag(name: str, cfg: Mapping, features, coords, sample: str) -> np.ndarray:
+    m = cfg[name]
+    if name == "he2rna":
+        return slide_bag(features, coords, m["bag"], m["n_supertiles"], m["max_tiles"], sample, cfg["seed"])
+    return slide_bag(features, coords, "tiles", 0, m["max_tiles"], sample, cfg["seed"])
+
+
+def inference_bag(name: str, cfg: Mapping, features, coords, sample: str) -> np.ndarray:
+    """HE2RNA predicts from the bag it trains on (super-tiles or capped tiles); attention
+    MIL from all tiles (attention pooling takes any number)."""
+    if name == "he2rna":
+        return training_bag(name, cfg, features, coords, sample)
+    return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def tile_scores(name: str, models: Sequence, features: np.ndarray, device: str, tile_gene_idx: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """Per-tile scores, mean over ``models``: HE2RNA's per-tile gene scores (N, G_tile),
+    the virtual-spatialisation values; attention MIL's attention weights (N,)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None].to(device)
+    mask = torch.ones(x.shape[:2], dtype=torch.bool, device=device)
+    out = None
+    with torch.no_grad():
+        for model in models:
+            model.eval()
+            if name == "he2rna":
+                value = model.tile_scores(x)[0, tile_gene_idx].T.float().cpu().numpy()
+            else:
+                value = model.attention(x, mask)[0][0].float().cpu().numpy()
+            out = value.astype(np.float64) if out is None else out + value
+    return {("scores" if name == "he2rna" else "attention"): (out / len(models)).astype(np.float32)}
+
+
+def _seed_torch(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def train_folds(name: str, cfg: Mapping, bags: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray],
+                slide_fold: Mapping[str, int], device: str) -> tuple[list, list[dict], list[dict]]:
+    """One model per fold, trained on the other folds' slides and early-stopped on the
+    fold's own. Returns (models, training rows, cost rows)."""
+    import torch
+
+    from .training import fit
+
+    m = cfg[name]
+    samples = sorted(bags)
+    dim = next(iter(bags.values())).shape[1]
+    ks = he2rna_ks(m) if name == "he2rna" else None
+    models, rows, costs = [], [], []
+    for fold in range(cfg["folds"]):
+        train = [s for s in samples if slide_fold[s] != fold]
+        held = [s for s in samples if slide_fold[s] == fold]
+        y_train = np.stack([targets[s] for s in train])
+        y_held = np.stack([targets[s] for s in held])
+        seed = cfg["seed"] * 100 + fold
+        _seed_torch(seed)
+        model = build_model(name, cfg, dim, y_train.shape[1], y_train.mean(0))
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        result = fit(model, [bags[s] for s in train], y_train, [bags[s] for s in held], y_held, lr=m["lr"],
+                     weight_decay=m["weight_decay"], batch_size=m["batch_size"], max_epochs=m["max_epochs"],
+                     patience=m["patience"], ks=ks, seed=seed, device=device)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        log.info("%s fold %d: %d training slides, %d held out; best epoch %d of %d, held-out mean Pearson %.3f "
+                 "(%.1f s CPU, %.1f s wall)", name, fold, len(train), len(held), result.best_epoch,
+                 result.epochs_run, result.best_score, cpu, wall)
+        models.append((model, result))
+        rows.append({"model": name, "fold": fold, "n_train_slides": len(train), "n_heldout_slides": len(held),
+                     "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                     "heldout_mean_pearson": result.best_score})
+        costs.append({"model": name, "fold": fold, "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
+                      "device": device})
+    return models, rows, costs
+
+
+def _set_of(patient: str, splits: pd.DataFrame) -> str:
+    row = splits.loc[patient]
+    if row["split"] in ("train", "tune"):
+        return "cv"
+    return f"external:{row['cohort']}" if row["split"] == "external" else str(row["split"])
+
+
+def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model_samples: Sequence[str],
+                    training_expression: str, prepared: str, splits_path: str, out: Mapping[str, str],
+                    code_version: str, device: str) -> None:
+    import h5py
+    import torch
+
+    from ..io import atomic_path, write_tsv
+    from ..predictions import resolve_tile_genes
+    from ..provenance import base_attrs, write_sidecar
+    from ..stats.inputs import load_measured, load_splits
+    from ..stores.expression import read_expression_store
+    from .training import predict
+
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    slides = sorted(slides, key=lambda s: s.sample)
+    patient_of = {s.sample: s.patient for s in slides}
+    store = read_expression_store(training_expression)
+    genes = list(store.genes)
+    row = {p: i for i, p in enumerate(store.patients)}
+    model_samples = sorted(model_samples)
+    missing = sorted({patient_of[s] for s in model_samples} - set(row))
+    if missing:
+        raise InputTableError(f"{training_expression}: training patient(s) {', '.join(missing[:5])} have no "
+                              "expression; rerun the expression stage (results/expression/training.h5)")
+    targets = {s: np.asarray(store.values[row[patient_of[s]]], dtype=np.float32) for s in model_samples}
+    folds = patient_folds([patient_of[s] for s in model_samples], cfg["folds"], cfg["seed"])
+    slide_fold = {s: folds[patient_of[s]] for s in model_samples}
+    paths = {s.sample: s.features for s in slides}
+    bags = {}
+    for sample in model_samples:
+        features, coords, _ = _read(paths[sample])
+        bags[sample] = training_bag(name, cfg, features, coords, sample)
+    log.info("%s: %d training slides (%d patients, %d folds), %d genes, bag sizes %d-%d", name, len(bags),
+             len(folds), cfg["folds"], len(genes), min(len(b) for b in bags.values()),
+             max(len(b) for b in bags.values()))
+    fitted, training_rows, cost_rows = train_folds(name, cfg, bags, targets, slide_fold, device)
+    models = [m for m, _ in fitted]
+    del bags
+
+    tile_genes = resolve_tile_genes(cfg["tile_genes"], genes)
+    tile_idx = np.array([genes.index(g) for g in tile_genes], dtype=np.int64)
+    batch = cfg[name]["batch_size"]
+    predictions, slide_rows = {}, []
+    with atomic_path(out["tiles"]) as tmp, h5py.File(tmp, "w") as handle:
+        for key, value in base_attrs(code_version, cfg).items():
+            if key != "created":
+                handle.attrs[key] = value
+        handle.attrs["model"] = name
+        handle.attrs["score"] = ("per-tile gene scores of the HE2RNA MLP (virtual spatialisation)" if name == "he2rna"
+                                 else "attention weights of the gated attention pooling (sum 1 per slide)")
+        handle.create_dataset("genes", data=np.array(tile_genes, dtype=object), dtype=h5py.string_dtype())
+        group = handle.create_group("slides")
+        for sample in sorted(paths):
+            features, coords, coords_attrs = _read(paths[sample])
+            if len(features) == 0:
+                raise InputTableError(f"slide {sample!r}: its feature store {paths[sample]} has no tiles; "
+                                      "check its tile store (tiling thresholds) or leave it out of the sample sheet")
+            fold = slide_fold.get(sample, -1)
+            use = [models[fold]] if fold >= 0 else models
+            bag = inference_bag(name, cfg, features, coords, sample)
+            predictions[sample] = np.mean([predict(m, [bag], device, batch)[0] for m in use], axis=0)
+            g = group.create_group(sample)
+            ds = g.create_dataset("coords", data=coords)
+            for key, value in coords_attrs.items():
+                ds.attrs[key] = value
+            if name == "he2rna" and cfg[name]["bag"] == "supertiles":
+                g.create_dataset("supertile", data=supertile_labels(coords, cfg[name]["n_supertiles"], cfg["seed"]))
+            for key, value in tile_scores(name, use, features, device, tile_idx).items():
+                if key == "scores" and not len(tile_idx):
+                    continue
+                g.create_dataset(key, data=value)
+            slide_rows.append({"sample": sample, "patient": patient_of[sample], "fold": fold,
+                               "prediction": "out_of_fold" if fold >= 0 else "fold_mean",
+                               "n_tiles": len(features), "bag_size": len(bag)})
+
+    # patients: mean of their slides' predictions (as emo.predictions.aggregate_patients)
+    sums, counts = {}, {}
+    for sample in sorted(predictions):
+        p = patient_of[sample]
+        sums[p] = sums.get(p, 0.0) + predictions[sample]
+        counts[p] = counts.get(p, 0) + 1
+    patients = sorted(sums)
+    table = pd.DataFrame(np.stack([sums[p] / counts[p] for p in patients]), columns=genes)
+    table.insert(0, "patient", patients)
+
+    splits = load_splits(splits_path)
+    measured = load_measured(prepared, genes).values
+    pearson = []
+    sets = pd.Series({p: _set_of(p, splits) for p in patients if p in splits.index and p in measured.index})
+    for set_name in sorted(sets.unique(), key=lambda s: (["cv", "validation", "test"] + [s]).index(s)):
+        members = sorted(sets.index[sets == set_name])
+        if len(members) < 3:
+            continue
+        common = [g for g in genes if g in measured.columns]
+        pearson.append(pearson_table(set_name, common, measured.loc[members, common].to_numpy(),
+                                     table.set_index("patient").loc[members, common].to_numpy()))
+    pearson = pd.concat(pearson, ignore_index=True) if pearson else pd.DataFrame(columns=PEARSON_COLUMNS)
+    for s in ("cv", "validation"):
+        part = pearson[pearson["set"] == s]
+        if len(part):
+            log.info("%s %s: median Pearson %.3f, %d genes Holm-Sidak < 0.05, %d BH < 0.05", name, s,
+                     part["pearson_r"].median(), int((part["padj_holm_sidak"] < 0.05).sum()),
+                     int((part["padj_bh"] < 0.05).sum()))
+
+    inputs = sorted(paths.values()) + [training_expression, prepared, splits_path]
+    fold_table = pd.DataFrame({"patient": sorted(folds), "fold": [folds[p] for p in sorted(folds)]})
+    cost_rows.append({"model": name, "fold": -1, "cpu_seconds": round(time.process_time() - cpu_start, 3),
+                      "wall_seconds": round(time.perf_counter() - wall_start, 3), "device": device})
+    for key, frame in (("patients", table), ("slides", pd.DataFrame(slide_rows)), ("folds", fold_table),
+                       ("training", pd.DataFrame(training_rows)), ("cost", pd.DataFrame(cost_rows)),
+                       ("pearson", pearson)):
+        write_tsv(frame, out[key])
+        write_sidecar(out[key], code_version, {"model": name, **dict(cfg)}, inputs)
+    with atomic_path(out["model"]) as tmp:
+        torch.save({"model": name, "genes": genes, "config": dict(cfg), "folds": folds,
+                    "states": [m.state_dict() for m in models],
+                    "history": [r.history for _, r in fitted]}, tmp)
+    log.info("%s: %d patients x %d genes predicted", name, len(table), len(genes))
