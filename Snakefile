@@ -30,7 +30,9 @@ include: "workflow/rules/feature_stores.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/gene_models.smk"
 include: "workflow/rules/predictions.smk"
+include: "workflow/rules/slide_models.smk"
 include: "workflow/rules/gene_statistics.smk"
+include: "workflow/rules/model_comparison.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
 
@@ -46,7 +48,9 @@ rule all:
         expression_targets(),
         gene_models_targets(),
         predictions_targets(),
+        slide_models_targets(),
         gene_statistics_targets(),
+        model_comparison_targets(),
         spatial_validation_targets(),
         heterogeneity_targets(),
     default_target: True
