@@ -222,7 +222,7 @@ class SlurmCluster:
 
 
 # -- the test profile ---------------------------------------------------------------------
-GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide")
+GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide", "slide_model_train")
 
 
 def gpu_rules_of(profile: dict) -> list[str]:
