@@ -1,9 +1,9 @@
-"""Entry script of rule slide_model_train (library: emo.slide_models.run.run_slide_model)."""
+"""Entry script of rule slide_model_train (library: emo.slide_models.run.train_slide_model)."""
 
 import torch
 
 import emo.smk
-from emo.slide_models.run import OUTPUT_KEYS, SlideInput, run_slide_model
+from emo.slide_models.run import TRAIN_OUTPUTS, SlideInput, train_slide_model
 from emo.slide_models.training import resolve_device
 
 snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
@@ -14,7 +14,7 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:
     name = snakemake.wildcards.model
     settings = dict(p.settings)
     device = resolve_device(settings["device"])
-    log.info("slide model %s on %s (%d threads)", name, device, snakemake.threads)
+    log.info("training slide model %s on %s (%d threads)", name, device, snakemake.threads)
     slides = [SlideInput(s, patient, path) for s, patient, path in zip(p.samples, p.patients, i.features)]
-    run_slide_model(name, settings, slides, list(p.model_samples), i.expression, i.prepared, i.splits,
-                    {key: o[key] for key in OUTPUT_KEYS}, p.code_version, device)
+    train_slide_model(name, settings, slides, i.expression, {key: o[key] for key in TRAIN_OUTPUTS},
+                      p.code_version, device)

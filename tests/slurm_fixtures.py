@@ -25,7 +25,8 @@ import yaml
 from workflow_runner import REPO_ROOT, snakemake  # noqa: F401  (re-exported for the Slurm tests)
 
 SMALL_CONFIG = "config/test/config.yaml"
-GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide", "slide_model_train")
+GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide", "slide_model_train",
+             "slide_model_predict")
 # Rules that depend on one slide (wildcard `sample`).
 PER_SLIDE_RULES = ("tile_slide", "extract_features", "predict_slide")
 TEXT_SUFFIXES = (".tsv", ".json", ".csv", ".txt")

@@ -16,7 +16,7 @@ from emo.slide_models import bags as bg
 from emo.slide_models.folds import patient_folds
 from emo.slide_models.nets import HE2RNA, GatedAttentionMIL, topk_mean
 from emo.slide_models.pearson import holm_sidak_adjust, pearson_table
-from emo.slide_models.run import SlideInput, run_slide_model, train_folds
+from emo.slide_models.run import SlideInput, predict_slide_model, train_folds, train_slide_model
 from emo.stats.core import bh_adjust
 from slide_models_fixtures import synthetic_slides, write_expression
 
@@ -218,7 +218,7 @@ def test_training_deterministic_on_cpu_and_recovers_planted_gene(cohort, name):
     assert r_a > 0.6 and abs(r_c) < 0.5, f"{name}: out-of-fold Pearson of planted A {r_a:.2f}, null C {r_c:.2f}"
 
 
-def test_run_slide_model_writes_tables_and_tile_scores(cohort):
+def test_train_and_predict_write_tables_and_tile_scores(cohort):
     import h5py
 
     tmp, slides, expression, splits = cohort
@@ -232,8 +232,9 @@ def test_run_slide_model_writes_tables_and_tile_scores(cohort):
         out = {k: str(tmp / name / f"{k}.{'h5' if k == 'tiles' else 'pt' if k == 'model' else 'tsv'}")
                for k in ("patients", "slides", "folds", "training", "cost", "pearson", "tiles", "model")}
         (tmp / name).mkdir()
-        run_slide_model(name, CFG, inputs, model_samples, str(training), str(training), str(split_path), out,
-                        "test", "cpu")
+        train_slide_model(name, CFG, [s for s in inputs if s.sample in model_samples], str(training), out, "test",
+                          "cpu")
+        predict_slide_model(name, CFG, inputs, out["model"], str(training), str(split_path), out, "test", "cpu")
         table = pd.read_csv(out["patients"], sep="\t")
         assert list(table.columns) == ["patient", "A", "B", "C"] and len(table) == 30
         folds = pd.read_csv(out["folds"], sep="\t")

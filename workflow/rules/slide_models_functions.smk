@@ -2,9 +2,16 @@
 # because `snakemake --lint` wants functions and rules apart.
 
 
-def slide_model_settings(wildcards):
-    """The settings one model's job reads: the shared keys and its own section."""
-    return {**_SLIDE_MODEL_SHARED, wildcards.model: SLIDE_MODELS[wildcards.model]}
+def slide_model_train_settings(wildcards):
+    """The settings slide_model_train reads: folds, seed, device and the model's section."""
+    return {**{k: SLIDE_MODELS[k] for k in ("folds", "seed", "device")}, wildcards.model: SLIDE_MODELS[wildcards.model]}
+
+
+def slide_model_predict_settings(wildcards):
+    """The settings slide_model_predict reads: seed (super-tiles), device, tile_genes and the
+    model's section (architecture, bag)."""
+    return {**{k: SLIDE_MODELS[k] for k in ("seed", "device", "tile_genes")},
+            wildcards.model: SLIDE_MODELS[wildcards.model]}
 
 
 def slide_model_mem_mb(wildcards, input):
@@ -19,4 +26,4 @@ def slide_model_mem_mb(wildcards, input):
 def slide_models_targets(encoder=None):
     encoder = encoder or ENCODER
     return [f"results/slide_models/{encoder}/{model}/{name}" for model in SLIDE_MODEL_NAMES
-            for name in ("patients.tsv", "pearson.tsv", "tiles.h5")]
+            for name in ("patients.tsv", "pearson.tsv", "tiles.h5", "training.tsv")]

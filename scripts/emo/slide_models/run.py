@@ -1,8 +1,9 @@
-"""One slide model end to end (rule slide_model_train): read the feature stores and the
-training expression, build the bags, train one model per cross-validation fold, predict
-every slide (out-of-fold for the training patients, the mean of the fold models for
-every other slide), score every tile, and write the model's tables, tile store and
-checkpoint (docs/models.md, docs/data_contracts.md "Slide models")."""
+"""One slide model end to end, in two rules: slide_model_train reads the training slides'
+feature stores and the training expression, builds the bags and trains one model per
+cross-validation fold; slide_model_predict predicts every slide (out-of-fold for the
+training patients, the mean of the fold models for every other slide), scores every
+tile and writes the patient table and Pearson statistics (docs/models.md,
+docs/data_contracts.md "Slide models"). A new external slide reruns the prediction only."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from .pearson import PEARSON_COLUMNS, pearson_table
 
 log = logging.getLogger("emo")
 
-OUTPUT_KEYS = ("patients", "slides", "folds", "training", "cost", "pearson", "tiles", "model")
 
 
 @dataclass
@@ -144,18 +144,18 @@ def _set_of(patient: str, splits: pd.DataFrame) -> str:
     return f"external:{row['cohort']}" if row["split"] == "external" else str(row["split"])
 
 
-def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model_samples: Sequence[str],
-                    training_expression: str, prepared: str, splits_path: str, out: Mapping[str, str],
-                    code_version: str, device: str) -> None:
-    import h5py
+TRAIN_OUTPUTS = ("folds", "training", "cost", "model")
+PREDICT_OUTPUTS = ("patients", "slides", "pearson", "tiles")
+
+
+def train_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], training_expression: str,
+                      out: Mapping[str, str], code_version: str, device: str) -> None:
+    """Rule slide_model_train: the fold models on the training slides (train + tune)."""
     import torch
 
     from ..io import atomic_path, write_tsv
-    from ..predictions import resolve_tile_genes
-    from ..provenance import base_attrs, write_sidecar
-    from ..stats.inputs import load_measured, load_splits
+    from ..provenance import write_sidecar
     from ..stores.expression import read_expression_store
-    from .training import predict
 
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     slides = sorted(slides, key=lambda s: s.sample)
@@ -163,26 +163,67 @@ def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model
     store = read_expression_store(training_expression)
     genes = list(store.genes)
     row = {p: i for i, p in enumerate(store.patients)}
-    model_samples = sorted(model_samples)
-    missing = sorted({patient_of[s] for s in model_samples} - set(row))
+    missing = sorted({s.patient for s in slides} - set(row))
     if missing:
         raise InputTableError(f"{training_expression}: training patient(s) {', '.join(missing[:5])} have no "
                               "expression; rerun the expression stage (results/expression/training.h5)")
-    targets = {s: np.asarray(store.values[row[patient_of[s]]], dtype=np.float32) for s in model_samples}
-    folds = patient_folds([patient_of[s] for s in model_samples], cfg["folds"], cfg["seed"])
-    slide_fold = {s: folds[patient_of[s]] for s in model_samples}
-    paths = {s.sample: s.features for s in slides}
+    targets = {s.sample: np.asarray(store.values[row[s.patient]], dtype=np.float32) for s in slides}
+    folds = patient_folds(list(patient_of.values()), cfg["folds"], cfg["seed"])
+    slide_fold = {s: folds[patient_of[s]] for s in patient_of}
     bags = {}
-    for sample in model_samples:
-        features, coords, _ = _read(paths[sample])
-        bags[sample] = training_bag(name, cfg, features, coords, sample)
+    for s in slides:
+        features, coords, _ = _read(s.features)
+        bags[s.sample] = training_bag(name, cfg, features, coords, s.sample)
+    dim = next(iter(bags.values())).shape[1]
     log.info("%s: %d training slides (%d patients, %d folds), %d genes, bag sizes %d-%d", name, len(bags),
              len(folds), cfg["folds"], len(genes), min(len(b) for b in bags.values()),
              max(len(b) for b in bags.values()))
     fitted, training_rows, cost_rows = train_folds(name, cfg, bags, targets, slide_fold, device)
-    models = [m for m, _ in fitted]
-    del bags
+    cost_rows.append({"model": name, "fold": -1, "cpu_seconds": round(time.process_time() - cpu_start, 3),
+                      "wall_seconds": round(time.perf_counter() - wall_start, 3), "device": device})
+    inputs = sorted(s.features for s in slides) + [training_expression]
+    fold_table = pd.DataFrame({"patient": sorted(folds), "fold": [folds[p] for p in sorted(folds)]})
+    for key, frame in (("folds", fold_table), ("training", pd.DataFrame(training_rows)),
+                       ("cost", pd.DataFrame(cost_rows))):
+        write_tsv(frame, out[key])
+        write_sidecar(out[key], code_version, {"model": name, **dict(cfg)}, inputs)
+    with atomic_path(out["model"]) as tmp:
+        torch.save({"model": name, "genes": genes, "input_dim": int(dim), "config": dict(cfg), "folds": folds,
+                    "states": [m.state_dict() for m, _ in fitted],
+                    "history": [r.history for _, r in fitted]}, tmp)
 
+
+def load_fold_models(path: str, name: str, cfg: Mapping, device: str) -> tuple[list, list[str], dict[str, int]]:
+    """(fold models in eval mode, genes, patient -> fold) from slide_model_train's model.pt."""
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["model"] != name:
+        raise InputTableError(f"{path} holds a {saved['model']!r} model, not {name!r}; delete it and rerun")
+    models = []
+    for state in saved["states"]:
+        model = build_model(name, cfg, saved["input_dim"], len(saved["genes"]), None)
+        model.load_state_dict(state)
+        models.append(model.to(device).eval())
+    return models, list(saved["genes"]), dict(saved["folds"])
+
+
+def predict_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model_path: str, prepared: str,
+                        splits_path: str, out: Mapping[str, str], code_version: str, device: str) -> None:
+    """Rule slide_model_predict: every slide with the fold models (its own fold's model
+    for a training patient's slide, out of fold; the mean of all fold models otherwise),
+    per-tile scores, the patient table and the Pearson statistics."""
+    import h5py
+
+    from ..io import atomic_path, write_tsv
+    from ..predictions import resolve_tile_genes
+    from ..provenance import base_attrs, write_sidecar
+    from ..stats.inputs import load_measured, load_splits
+    from .training import predict
+
+    models, genes, folds = load_fold_models(model_path, name, cfg, device)
+    slides = sorted(slides, key=lambda s: s.sample)
+    patient_of = {s.sample: s.patient for s in slides}
     tile_genes = resolve_tile_genes(cfg["tile_genes"], genes)
     tile_idx = np.array([genes.index(g) for g in tile_genes], dtype=np.int64)
     batch = cfg[name]["batch_size"]
@@ -196,16 +237,16 @@ def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model
                                  else "attention weights of the gated attention pooling (sum 1 per slide)")
         handle.create_dataset("genes", data=np.array(tile_genes, dtype=object), dtype=h5py.string_dtype())
         group = handle.create_group("slides")
-        for sample in sorted(paths):
-            features, coords, coords_attrs = _read(paths[sample])
+        for s in slides:
+            features, coords, coords_attrs = _read(s.features)
             if len(features) == 0:
-                raise InputTableError(f"slide {sample!r}: its feature store {paths[sample]} has no tiles; "
+                raise InputTableError(f"slide {s.sample!r}: its feature store {s.features} has no tiles; "
                                       "check its tile store (tiling thresholds) or leave it out of the sample sheet")
-            fold = slide_fold.get(sample, -1)
+            fold = folds.get(s.patient, -1)
             use = [models[fold]] if fold >= 0 else models
-            bag = inference_bag(name, cfg, features, coords, sample)
-            predictions[sample] = np.mean([predict(m, [bag], device, batch)[0] for m in use], axis=0)
-            g = group.create_group(sample)
+            bag = inference_bag(name, cfg, features, coords, s.sample)
+            predictions[s.sample] = np.mean([predict(m, [bag], device, batch)[0] for m in use], axis=0)
+            g = group.create_group(s.sample)
             ds = g.create_dataset("coords", data=coords)
             for key, value in coords_attrs.items():
                 ds.attrs[key] = value
@@ -215,7 +256,7 @@ def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model
                 if key == "scores" and not len(tile_idx):
                     continue
                 g.create_dataset(key, data=value)
-            slide_rows.append({"sample": sample, "patient": patient_of[sample], "fold": fold,
+            slide_rows.append({"sample": s.sample, "patient": s.patient, "fold": fold,
                                "prediction": "out_of_fold" if fold >= 0 else "fold_mean",
                                "n_tiles": len(features), "bag_size": len(bag)})
 
@@ -233,7 +274,8 @@ def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model
     measured = load_measured(prepared, genes).values
     pearson = []
     sets = pd.Series({p: _set_of(p, splits) for p in patients if p in splits.index and p in measured.index})
-    for set_name in sorted(sets.unique(), key=lambda s: (["cv", "validation", "test"] + [s]).index(s)):
+    order = lambda s: (["cv", "validation", "test"].index(s) if s in ("cv", "validation", "test") else 3, s)  # noqa: E731
+    for set_name in sorted(sets.unique(), key=order):
         members = sorted(sets.index[sets == set_name])
         if len(members) < 3:
             continue
@@ -241,24 +283,14 @@ def run_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], model
         pearson.append(pearson_table(set_name, common, measured.loc[members, common].to_numpy(),
                                      table.set_index("patient").loc[members, common].to_numpy()))
     pearson = pd.concat(pearson, ignore_index=True) if pearson else pd.DataFrame(columns=PEARSON_COLUMNS)
-    for s in ("cv", "validation"):
-        part = pearson[pearson["set"] == s]
+    for set_name in ("cv", "validation"):
+        part = pearson[pearson["set"] == set_name]
         if len(part):
-            log.info("%s %s: median Pearson %.3f, %d genes Holm-Sidak < 0.05, %d BH < 0.05", name, s,
+            log.info("%s %s: median Pearson %.3f, %d genes Holm-Sidak < 0.05, %d BH < 0.05", name, set_name,
                      part["pearson_r"].median(), int((part["padj_holm_sidak"] < 0.05).sum()),
                      int((part["padj_bh"] < 0.05).sum()))
-
-    inputs = sorted(paths.values()) + [training_expression, prepared, splits_path]
-    fold_table = pd.DataFrame({"patient": sorted(folds), "fold": [folds[p] for p in sorted(folds)]})
-    cost_rows.append({"model": name, "fold": -1, "cpu_seconds": round(time.process_time() - cpu_start, 3),
-                      "wall_seconds": round(time.perf_counter() - wall_start, 3), "device": device})
-    for key, frame in (("patients", table), ("slides", pd.DataFrame(slide_rows)), ("folds", fold_table),
-                       ("training", pd.DataFrame(training_rows)), ("cost", pd.DataFrame(cost_rows)),
-                       ("pearson", pearson)):
+    inputs = sorted(s.features for s in slides) + [model_path, prepared, splits_path]
+    for key, frame in (("patients", table), ("slides", pd.DataFrame(slide_rows)), ("pearson", pearson)):
         write_tsv(frame, out[key])
         write_sidecar(out[key], code_version, {"model": name, **dict(cfg)}, inputs)
-    with atomic_path(out["model"]) as tmp:
-        torch.save({"model": name, "genes": genes, "config": dict(cfg), "folds": folds,
-                    "states": [m.state_dict() for m in models],
-                    "history": [r.history for _, r in fitted]}, tmp)
     log.info("%s: %d patients x %d genes predicted", name, len(table), len(genes))
