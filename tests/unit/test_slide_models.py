@@ -75,6 +75,18 @@ def test_tile_subsample_seeded_and_capped():
     np.testing.assert_array_equal(bg.tile_subsample(5, 10, "S1", 0), np.arange(5))
 
 
+def test_score_image_places_tiles_on_the_grid_and_slides_spread():
+    from emo.slide_models.maps import pick_slides, score_image
+
+    coords = np.array([[1000, 2000], [1512, 2000], [1000, 3024]])
+    image = score_image(coords, [1.0, 2.0, 3.0], 512.0)
+    assert image.shape == (3, 2)
+    assert image[0, 0] == 1.0 and image[0, 1] == 2.0 and image[2, 0] == 3.0
+    assert np.isnan(image[1]).all() and np.isnan(image[2, 1])
+    assert pick_slides(list("abcdefg"), [5, 1, 3, 7, 2, 6, 4], 3) == ["b", "g", "d"]
+    assert pick_slides(["x", "y"], [2, 1], 4) == ["y", "x"]
+
+
 # --- top-k aggregation ------------------------------------------------------------
 
 def _reference_topk(scores: np.ndarray, n_valid: int, k: int) -> np.ndarray:
@@ -229,8 +241,9 @@ def test_train_and_predict_write_tables_and_tile_scores(cohort):
     inputs = [SlideInput(s, p, f) for s, p, f in slides]
     model_samples = [s for s, p, _ in slides if p in train_patients]
     for name in ("he2rna", "attention_mil"):
-        out = {k: str(tmp / name / f"{k}.{'h5' if k == 'tiles' else 'pt' if k == 'model' else 'tsv'}")
-               for k in ("patients", "slides", "folds", "training", "cost", "pearson", "tiles", "model")}
+        suffix = {"tiles": "h5", "model": "pt", "maps": "png"}
+        out = {k: str(tmp / name / f"{k}.{suffix.get(k, 'tsv')}")
+               for k in ("patients", "slides", "folds", "training", "cost", "pearson", "tiles", "model", "maps")}
         (tmp / name).mkdir()
         train_slide_model(name, CFG, [s for s in inputs if s.sample in model_samples], str(training), out, "test",
                           "cpu")
@@ -253,3 +266,4 @@ def test_train_and_predict_write_tables_and_tile_scores(cohort):
                 assert g["scores"].shape[1] == 3 and g["supertile"][:].max() == 15
             else:
                 assert float(g["attention"][:].sum()) == pytest.approx(1.0, rel=1e-5)
+        assert (tmp / name / "maps.png").stat().st_size > 1000

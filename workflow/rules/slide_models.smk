@@ -5,7 +5,7 @@
 # prediction only.
 #   results/slide_models/{encoder}/{model}/model.pt, folds.tsv, training.tsv, training_cost.tsv
 #   results/slide_models/{encoder}/{model}/patients.tsv (as patients_ridge.tsv), slides.tsv,
-#   pearson.tsv, tiles.h5
+#   pearson.tsv, tiles.h5, spatialisation.png
 # Each model's jobs read only the shared keys they use and the model's own section, so
 # adding or retuning one model reruns nothing else.
 
@@ -57,6 +57,8 @@ rule slide_model_predict:
         slides=f"{SLIDE_MODEL_DIR}/slides.tsv",
         pearson=f"{SLIDE_MODEL_DIR}/pearson.tsv",
         tiles=f"{SLIDE_MODEL_DIR}/tiles.h5",
+        maps=report(f"{SLIDE_MODEL_DIR}/spatialisation.png", caption="../report/slide_model_maps.rst",
+                    category="Slide models", labels={"figure": "tile maps", "model": "{model}", "encoder": "{encoder}"}),
     input:
         model=f"{SLIDE_MODEL_DIR}/model.pt",
         prepared="results/expression/prepared.h5",

@@ -26,4 +26,4 @@ def slide_model_mem_mb(wildcards, input):
 def slide_models_targets(encoder=None):
     encoder = encoder or ENCODER
     return [f"results/slide_models/{encoder}/{model}/{name}" for model in SLIDE_MODEL_NAMES
-            for name in ("patients.tsv", "pearson.tsv", "tiles.h5", "training.tsv")]
+            for name in ("patients.tsv", "pearson.tsv", "tiles.h5", "spatialisation.png", "training.tsv")]

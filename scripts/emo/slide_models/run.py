@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import InputTableError
 from .bags import slide_bag, supertile_labels
+from .maps import patch_size_of
 from .folds import patient_folds
 from .pearson import PEARSON_COLUMNS, pearson_table
 
@@ -145,7 +146,8 @@ def _set_of(patient: str, splits: pd.DataFrame) -> str:
 
 
 TRAIN_OUTPUTS = ("folds", "training", "cost", "model")
-PREDICT_OUTPUTS = ("patients", "slides", "pearson", "tiles")
+PREDICT_OUTPUTS = ("patients", "slides", "pearson", "tiles", "maps")
+MAP_SLIDES = 4   # slides in the spatialisation figure
 
 
 def train_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], training_expression: str,
@@ -227,7 +229,7 @@ def predict_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], m
     tile_genes = resolve_tile_genes(cfg["tile_genes"], genes)
     tile_idx = np.array([genes.index(g) for g in tile_genes], dtype=np.int64)
     batch = cfg[name]["batch_size"]
-    predictions, slide_rows = {}, []
+    predictions, slide_rows, maps = {}, [], {}
     with atomic_path(out["tiles"]) as tmp, h5py.File(tmp, "w") as handle:
         for key, value in base_attrs(code_version, cfg).items():
             if key != "created":
@@ -256,6 +258,7 @@ def predict_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], m
                 if key == "scores" and not len(tile_idx):
                     continue
                 g.create_dataset(key, data=value)
+                maps[s.sample] = (coords, value, patch_size_of(coords_attrs))
             slide_rows.append({"sample": s.sample, "patient": s.patient, "fold": fold,
                                "prediction": "out_of_fold" if fold >= 0 else "fold_mean",
                                "n_tiles": len(features), "bag_size": len(bag)})
@@ -289,8 +292,37 @@ def predict_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], m
             log.info("%s %s: median Pearson %.3f, %d genes Holm-Sidak < 0.05, %d BH < 0.05", name, set_name,
                      part["pearson_r"].median(), int((part["padj_holm_sidak"] < 0.05).sum()),
                      int((part["padj_bh"] < 0.05).sum()))
+    _spatialisation_figure(name, maps, predictions, genes, tile_genes, pearson, out["maps"])
     inputs = sorted(s.features for s in slides) + [model_path, prepared, splits_path]
     for key, frame in (("patients", table), ("slides", pd.DataFrame(slide_rows)), ("pearson", pearson)):
         write_tsv(frame, out[key])
         write_sidecar(out[key], code_version, {"model": name, **dict(cfg)}, inputs)
     log.info("%s: %d patients x %d genes predicted", name, len(table), len(genes))
+
+
+def _spatialisation_figure(name, maps, predictions, genes, tile_genes, pearson, out_path) -> None:
+    """HE2RNA: the per-tile scores of the tile gene best predicted on the validation
+    patients (Pearson), on slides spread over its slide predictions; attention MIL: the
+    attention maps of the same kind of spread (by the first gene's prediction)."""
+    from .maps import maps_figure, pick_slides, score_image
+
+    if not maps:
+        maps_figure([], f"{name}: no per-tile scores stored (slide_models.tile_genes is empty)", out_path)
+        return
+    gene, column = genes[0], None
+    if name == "he2rna":
+        val = pearson[(pearson["set"] == "validation") & pearson["gene"].isin(tile_genes)].dropna(subset=["pearson_r"])
+        gene = str(val.sort_values(["pearson_r", "gene"], ascending=[False, True])["gene"].iloc[0]) if len(val) \
+            else tile_genes[0]
+        column = tile_genes.index(gene)
+    samples = sorted(maps)
+    chosen = pick_slides(samples, [float(predictions[s][genes.index(gene)]) for s in samples], MAP_SLIDES)
+    panels = []
+    for sample in chosen:
+        coords, value, patch = maps[sample]
+        shown = value[:, column] if column is not None else value
+        panels.append((f"{sample}\npredicted {predictions[sample][genes.index(gene)]:.2f}",
+                       score_image(coords, shown, patch)))
+    title = (f"HE2RNA per-tile scores of {gene} (virtual spatialisation)" if name == "he2rna"
+             else f"attention MIL attention weights (slides spread over predicted {gene})")
+    maps_figure(panels, title, out_path)
