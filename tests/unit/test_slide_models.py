@@ -267,3 +267,63 @@ def test_train_and_predict_write_tables_and_tile_scores(cohort):
             else:
                 assert float(g["attention"][:].sum()) == pytest.approx(1.0, rel=1e-5)
         assert (tmp / name / "maps.png").stat().st_size > 1000
+
+
+# --- representation transfer ---------------------------------------------------------
+
+def test_hidden_representation_is_mean_of_last_hidden_layer():
+    from emo.slide_models.transfer import hidden_representation
+
+    torch.manual_seed(0)
+    model = HE2RNA(4, 3, [8, 5], ks=[1, 2], dropout=0.5)
+    bag = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    got = hidden_representation(model, bag)
+    w0, b0 = model.convs[0].weight.detach().numpy()[:, :, 0], model.convs[0].bias.detach().numpy()
+    w1, b1 = model.convs[1].weight.detach().numpy()[:, :, 0], model.convs[1].bias.detach().numpy()
+    h = np.maximum(np.maximum(bag @ w0.T + b0, 0) @ w1.T + b1, 0)
+    np.testing.assert_allclose(got, h.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_transfer_auc_matches_sklearn_cross_validation():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from emo.slide_models.transfer import transfer_table
+
+    rng = np.random.default_rng(3)
+    y = np.array([0, 1] * 15)
+    x = rng.normal(size=(30, 4)) + y[:, None] * [3.0, 0, 0, 0]
+    table = transfer_table({"signal": x, "noise": rng.normal(size=(30, 4))}, y, folds=3, seed=7, c=1.0)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)), x, y,
+                          cv=StratifiedKFold(3, shuffle=True, random_state=7), scoring="roc_auc")
+    folds = table[(table["input"] == "signal") & (table["fold"] >= 0)]
+    np.testing.assert_allclose(folds["auc"], ref, rtol=1e-12)
+    mean = table.set_index(["input", "fold"]).loc[("signal", -1), "auc"]
+    assert mean == pytest.approx(ref.mean()) and mean > 0.8
+    with pytest.raises(Exception, match="slide_models.transfer"):
+        transfer_table({"signal": x[:4]}, np.array([0, 1, 1, 1]), folds=3, seed=0, c=1.0)
+
+
+def test_run_transfer_on_unseen_patients(cohort, tmp_path):
+    from emo.slide_models.transfer import run_transfer
+
+    tmp, slides, expression, splits = cohort
+    train_patients = set(splits.loc[splits["split"] == "train", "patient"])
+    training = write_expression(tmp_path / "training.h5", expression, splits)
+    inputs = [SlideInput(s, p, f) for s, p, f in slides]
+    out = {"folds": tmp_path / "f.tsv", "training": tmp_path / "t.tsv", "cost": tmp_path / "c.tsv",
+           "model": tmp_path / "m.pt"}
+    train_slide_model("he2rna", CFG, [s for s in inputs if s.patient in train_patients], str(training), out, "t", "cpu")
+    unseen = sorted(set(expression.index) - train_patients)
+    high = expression.loc[unseen, "A"] > expression.loc[unseen, "A"].median()
+    clinical = pd.DataFrame({"patient": unseen, "er": np.where(high, "positive", "negative")})
+    cfg = {**CFG, "transfer": {"target": "er", "positive": "positive", "folds": 3, "C": 1.0}}
+    run_transfer(cfg, inputs, str(out["model"]), clinical, "clinical.tsv", {"table": str(tmp_path / "x.tsv")}, "t",
+                 "cpu")
+    table = pd.read_csv(tmp_path / "x.tsv", sep="\t")
+    assert set(table["input"]) == {"he2rna_representation", "mean_features"}
+    summary = table[table["fold"] == -1].set_index("input")
+    assert (summary["n_test"] == len(unseen)).all() and summary["auc"].between(0, 1).all()
+    assert (table.loc[table["fold"] >= 0, "n_test"].groupby(table["input"]).sum() == len(unseen)).all()

@@ -82,3 +82,30 @@ rule slide_model_predict:
         **SLIDE_MODEL_GPU,
     script:
         script_path("slide_model_predict.py")
+
+
+rule slide_model_transfer:
+    output:
+        table="results/slide_models/{encoder}/he2rna/transfer.tsv",
+    input:
+        model="results/slide_models/{encoder}/he2rna/model.pt",
+        clinical=config.get("clinical") or [],
+        features=expand("results/features/{{encoder}}/{sample}.h5", sample=SAMPLE_NAMES),
+    params:
+        samples=SAMPLE_NAMES,
+        patients=[PLAN.sample_patient[s] for s in SAMPLE_NAMES],
+        settings={**{k: SLIDE_MODELS[k] for k in ("seed", "device", "transfer")}, "he2rna": SLIDE_MODELS["he2rna"]},
+        code_version=script_version("slide_model_transfer.py"),
+        **PLAN.clinical_mapping_params,
+    log:
+        log_path("slide_model_transfer", "encoder"),
+    benchmark:
+        benchmark_path("slide_model_transfer", "encoder")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        script_path("slide_model_transfer.py")

@@ -25,5 +25,8 @@ def slide_model_mem_mb(wildcards, input):
 
 def slide_models_targets(encoder=None):
     encoder = encoder or ENCODER
-    return [f"results/slide_models/{encoder}/{model}/{name}" for model in SLIDE_MODEL_NAMES
-            for name in ("patients.tsv", "pearson.tsv", "tiles.h5", "spatialisation.png", "training.tsv")]
+    targets = [f"results/slide_models/{encoder}/{model}/{name}" for model in SLIDE_MODEL_NAMES
+               for name in ("patients.tsv", "pearson.tsv", "tiles.h5", "spatialisation.png", "training.tsv")]
+    if SLIDE_MODELS["transfer"]["enabled"] and "he2rna" in SLIDE_MODEL_NAMES:
+        targets.append(f"results/slide_models/{encoder}/he2rna/transfer.tsv")
+    return targets
