@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputTableError
-from .bags import slide_bag, supertile_labels
+from .bags import slide_bag, supertiles
 from .maps import patch_size_of
 from .folds import patient_folds
 from .pearson import PEARSON_COLUMNS, pearson_table
@@ -246,14 +246,18 @@ def predict_slide_model(name: str, cfg: Mapping, slides: Sequence[SlideInput], m
                                       "check its tile store (tiling thresholds) or leave it out of the sample sheet")
             fold = folds.get(s.patient, -1)
             use = [models[fold]] if fold >= 0 else models
-            bag = inference_bag(name, cfg, features, coords, s.sample)
+            labels = None
+            if name == "he2rna" and cfg[name]["bag"] == "supertiles":   # one k-means: bag and labels
+                bag, labels = supertiles(features, coords, cfg[name]["n_supertiles"], cfg["seed"])
+            else:
+                bag = inference_bag(name, cfg, features, coords, s.sample)
             predictions[s.sample] = np.mean([predict(m, [bag], device, batch)[0] for m in use], axis=0)
             g = group.create_group(s.sample)
             ds = g.create_dataset("coords", data=coords)
             for key, value in coords_attrs.items():
                 ds.attrs[key] = value
-            if name == "he2rna" and cfg[name]["bag"] == "supertiles":
-                g.create_dataset("supertile", data=supertile_labels(coords, cfg[name]["n_supertiles"], cfg["seed"]))
+            if labels is not None:
+                g.create_dataset("supertile", data=labels)
             for key, value in tile_scores(name, use, features, device, tile_idx).items():
                 if key == "scores" and not len(tile_idx):
                     continue
