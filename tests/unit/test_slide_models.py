@@ -254,6 +254,11 @@ def test_train_and_predict_write_tables_and_tile_scores(cohort):
         assert set(folds["patient"]) == train_patients
         slide_table = pd.read_csv(out["slides"], sep="\t")
         assert (slide_table["fold"] >= 0).sum() == len(model_samples)
+        # folds are patient-disjoint: every slide of a patient in its patient's fold
+        assert slide_table.groupby("patient")["fold"].nunique().max() == 1
+        held = slide_table[slide_table["fold"] >= 0]
+        assert dict(zip(held["patient"], held["fold"])) == dict(zip(folds["patient"], folds["fold"]))
+        assert any(n > 1 for n in slide_table.groupby("patient").size())   # two-slide patients exist
         pearson = pd.read_csv(out["pearson"], sep="\t")
         assert set(pearson["set"]) == {"cv", "validation"}
         val_a = pearson.set_index(["set", "gene"]).loc[("validation", "A")]
