@@ -104,8 +104,6 @@ def train_folds(name: str, cfg: Mapping, bags: Mapping[str, np.ndarray], targets
                 slide_fold: Mapping[str, int], device: str) -> tuple[list, list[dict], list[dict]]:
     """One model per fold, trained on the other folds' slides and early-stopped on the
     fold's own. Returns (models, training rows, cost rows)."""
-    import torch
-
     from .training import fit
 
     m = cfg[name]
