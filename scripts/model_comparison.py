@@ -7,5 +7,5 @@ snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
 
 with emo.smk.rule_logging(snakemake.log[0]):
     p = snakemake.params
-    run_comparison(dict(snakemake.input.items()), list(p.models), list(p.computed), dict(p.cost_kinds),
+    run_comparison(dict(snakemake.input.items()), list(p.models), list(p.computed), dict(p.cost_sources),
                    dict(p.statistics), dict(snakemake.output.items()), p.code_version)

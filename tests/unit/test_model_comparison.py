@@ -61,6 +61,9 @@ def test_cost_table_sums_benchmarks_and_reads_measured_rows(tmp_path):
     assert t.loc["emo", "cpu_seconds"] == pytest.approx(20.0) and t.loc["emo", "wall_seconds"] == pytest.approx(30)
     assert t.loc["emo", "jobs"] == 2
     assert t.loc["he2rna", "cpu_seconds"] == pytest.approx(4.5)   # the whole-job row, not the folds again
+    # a deleted benchmark file: NaN and said so, not an error (benchmarks are not job inputs)
+    gone = cost_table({"emo": ("benchmark", [str(tmp_path / "b0.tsv"), str(tmp_path / "absent.tsv")])}).iloc[0]
+    assert np.isnan(gone["cpu_seconds"]) and "1 of 2 files missing" in gone["source"]
 
 
 def test_model_statistics_match_scipy_and_the_selection_rule(tmp_path):

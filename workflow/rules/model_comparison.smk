@@ -29,7 +29,7 @@ rule model_comparison:
     params:
         models=COMPARED_MODELS,
         computed=[m for m in COMPARED_MODELS if m != "emo"],
-        cost_kinds={m: ("measured" if m in SLIDE_MODEL_NAMES else "benchmark") for m in COMPARED_MODELS},
+        cost_sources=model_cost_sources,
         statistics={"selection": STATS["selection"], "test_alpha": STATS["test_alpha"]},
         code_version=script_version("model_comparison.py"),
     log:

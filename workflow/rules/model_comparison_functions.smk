@@ -11,15 +11,21 @@ def _model_patients(model, encoder):
     return f"results/slide_models/{encoder}/{model}/patients.tsv"
 
 
-def _model_cost_files(model, encoder):
-    """Training cost sources: the benchmark files of the heads' chunk jobs and of the
-    ridge job (both baselines are fitted in one train_ridge job), a slide model's own
-    measured training_cost.tsv."""
+def _benchmark_files(model, encoder):
+    """Training cost of the heads and baselines: the benchmark files of the chunk jobs and
+    of the ridge job (both baselines are fitted in one train_ridge job). Read by the job,
+    not declared as inputs, so a deleted benchmarks/ folder never reruns the training
+    (the cost then reads NaN); a slide model's cost is its measured training_cost.tsv."""
     if model == "emo":
         return [f"benchmarks/train_gene_chunk/{encoder}_{chunk}.tsv" for chunk in PLAN.gene_chunks]
-    if model in ("ridge", "colour_texture"):
-        return [f"benchmarks/train_ridge/{encoder}.tsv"]
-    return [f"results/slide_models/{encoder}/{model}/training_cost.tsv"]
+    return [f"benchmarks/train_ridge/{encoder}.tsv"]
+
+
+def model_cost_sources(wildcards):
+    """params.cost_sources: model -> (kind, files) for emo.stats.comparison.cost_table."""
+    return {m: ("measured", [f"results/slide_models/{wildcards.encoder}/{m}/training_cost.tsv"])
+            if m in SLIDE_MODEL_NAMES else ("benchmark", _benchmark_files(m, wildcards.encoder))
+            for m in COMPARED_MODELS}
 
 
 def model_comparison_inputs(wildcards):
@@ -31,8 +37,8 @@ def model_comparison_inputs(wildcards):
     for model in COMPARED_MODELS:
         if model != "emo":
             files[f"{model}_patients"] = _model_patients(model, encoder)
-        for i, path in enumerate(_model_cost_files(model, encoder)):
-            files[f"{model}_cost_{i}"] = path
+        if model in SLIDE_MODEL_NAMES:
+            files[f"{model}_cost"] = f"results/slide_models/{encoder}/{model}/training_cost.tsv"
     return files
 
 

@@ -64,14 +64,23 @@ def per_gene_spearman(validations: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return table
 
 
-def benchmark_cost(paths: Sequence[str]) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) summed over Snakemake benchmark files (columns cpu_time, s)."""
+def benchmark_cost(paths: Sequence[str]) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, files missing) summed over Snakemake benchmark files
+    (columns cpu_time, s; the last row = the last run). A missing file makes the sums NaN."""
+    from pathlib import Path
+
     cpu = wall = 0.0
+    missing = 0
     for path in paths:
+        if not Path(path).is_file():
+            missing += 1
+            continue
         b = pd.read_csv(path, sep="\t")
         cpu += float(b["cpu_time"].iloc[-1]) if "cpu_time" in b else float("nan")
         wall += float(b["s"].iloc[-1])
-    return cpu, wall
+    if missing:
+        cpu = wall = float("nan")
+    return cpu, wall, missing
 
 
 def cost_table(costs: Mapping[str, tuple[str, Sequence[str]]]) -> pd.DataFrame:
@@ -81,8 +90,10 @@ def cost_table(costs: Mapping[str, tuple[str, Sequence[str]]]) -> pd.DataFrame:
     rows = []
     for model, (kind, paths) in costs.items():
         if kind == "benchmark":
-            cpu, wall = benchmark_cost(paths)
+            cpu, wall, missing = benchmark_cost(paths)
             source = "benchmark: " + ", ".join(sorted({str(p).split("/")[-2] for p in paths}))
+            if missing:
+                source += f" ({missing} of {len(paths)} files missing)"
         else:
             frames = [pd.read_csv(p, sep="\t") for p in paths]
             whole = pd.concat([f[f["fold"] == -1] for f in frames])
@@ -158,11 +169,12 @@ def long_statistics(model: str, tables: Mapping[str, pd.DataFrame]) -> pd.DataFr
 
 
 def run_comparison(inputs: Mapping[str, str], models: Sequence[str], computed: Sequence[str],
-                   cost_kinds: Mapping[str, str], cfg: Mapping, out: Mapping[str, str], version: str) -> None:
-    """Rule model_comparison. ``inputs`` keys: prepared, splits; <model>_validation /
-    _test / _external for the models whose statistics the statistics stage already made
-    (EMO heads; the baselines' validation); <model>_patients for the ``computed`` models,
-    whose statistics are computed here; <model>_cost_<i> (the cost files)."""
+                   cost_sources: Mapping[str, tuple[str, Sequence[str]]], cfg: Mapping, out: Mapping[str, str],
+                   version: str) -> None:
+    """Rule model_comparison. ``inputs`` keys: prepared, splits; emo_validation / _test /
+    _external (the statistics stage's tables of the heads); <model>_patients for the
+    ``computed`` models, whose statistics are computed here; ``cost_sources``: model ->
+    (kind, files) for :func:`cost_table`."""
     from ..io import write_tsv
     from ..provenance import write_sidecar
 
@@ -174,7 +186,7 @@ def run_comparison(inputs: Mapping[str, str], models: Sequence[str], computed: S
             computed_rows.append(long_statistics(model, tables[model]))
         else:
             tables[model] = {k: read(f"{model}_{k}") for k in ("validation", "test", "external")}
-    costs = {m: (cost_kinds[m], [v for k, v in inputs.items() if k.startswith(f"{m}_cost_")]) for m in models}
+    costs = {m: (cost_sources[m][0], list(cost_sources[m][1])) for m in models}
     table = comparison_table(tables)
     per_gene = per_gene_spearman({m: t["validation"] for m, t in tables.items()})
     statistics = (pd.concat(computed_rows, ignore_index=True) if computed_rows
