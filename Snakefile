@@ -31,7 +31,9 @@ include: "workflow/rules/peer_exports.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/gene_models.smk"
 include: "workflow/rules/predictions.smk"
+include: "workflow/rules/slide_models.smk"
 include: "workflow/rules/gene_statistics.smk"
+include: "workflow/rules/model_comparison.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
 include: "workflow/rules/clinical_classifiers.smk"
@@ -49,7 +51,9 @@ rule all:
         expression_targets(),
         gene_models_targets(),
         predictions_targets(),
+        slide_models_targets(),
         gene_statistics_targets(),
+        model_comparison_targets(),
         spatial_validation_targets(),
         heterogeneity_targets(),
         clinical_classifiers_targets(),
