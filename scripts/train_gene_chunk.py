@@ -18,8 +18,9 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     if chunk_genes:
         store = read_expression_store(inp.expression)
         stores = {Path(path).stem: path for path in io.read_manifest(inp.features)}
+        tumour = emo.smk.tumour_selection(snakemake)  # noqa: F821  (tile_selection: tumour)
         state = gene_models.train_chunk(chunk_genes, store, {s: stores[s] for s in p.train_samples},
-                                        {s: stores[s] for s in p.tune_samples}, dict(p.sample_patient), cfg)
+                                        {s: stores[s] for s in p.tune_samples}, dict(p.sample_patient), cfg, tumour)
     else:
         state = gene_models.empty_state(cfg)
     state.update({"encoder": wc.encoder, "chunk": wc.chunk, "code_version": p.code_version})

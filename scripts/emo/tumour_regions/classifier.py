@@ -1,0 +1,130 @@
+"""The tumour/normal tile classifier: L2-penalised logistic regression on the frozen
+tile features of the annotated slides' labelled tiles (sklearn ``LogisticRegression``,
+lbfgs, deterministic), features standardised with the training tiles' mean and sd.
+
+EMO (paper 001) segments invasive cancer with a separate CNN trained on annotated
+regions; Ektefaie et al. (paper 000) fine-tune a tumour/normal tile classifier. Here
+the encoder is frozen, as for the gene heads, so a linear classifier on its features
+suffices and costs seconds. The reported AUC is cross-validated with folds grouped by
+slide (a slide's tiles never sit in both the fitting and the scored fold).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputTableError
+
+
+def select_rows(n: int, cap: int, seed: int, sample: str) -> np.ndarray:
+    """Sorted row indices of at most ``cap`` of ``n`` rows, seeded by the sample name only."""
+    from ..gene_models import select_tiles
+
+    return select_tiles(n, cap, seed, sample)
+
+
+def training_set(slides: Mapping[str, tuple[np.ndarray, np.ndarray]], cap: int, seed: int):
+    """Labelled tiles of the annotated slides: ``slides`` maps sample -> (features (N, D),
+    labels (N,) 1 tumour / 0 normal / -1 unlabelled). Returns x, y, groups (sample per
+    row), in sorted-sample order, at most ``cap`` labelled tiles per slide (seeded)."""
+    xs, ys, groups = [], [], []
+    for sample in sorted(slides):
+        features, labels = slides[sample]
+        labelled = np.flatnonzero(np.asarray(labels) >= 0)
+        rows = labelled[select_rows(len(labelled), cap, seed, sample)]
+        xs.append(np.asarray(features, dtype=np.float64)[rows])
+        ys.append(np.asarray(labels)[rows].astype(np.int64))
+        groups += [sample] * len(rows)
+    x = np.concatenate(xs) if xs else np.zeros((0, 0))
+    y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
+    return x, y, np.asarray(groups, dtype=object)
+
+
+def _logistic(c: float, balance: bool):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=float(c), class_weight="balanced" if balance else None, max_iter=5000,
+                              solver="lbfgs")
+
+
+def fit(slides: Mapping[str, tuple[np.ndarray, np.ndarray]], settings: Mapping) -> dict:
+    """Fit the classifier (``settings``: the tumour_regions section). Returns ``coef``
+    (D,), ``intercept``, ``feature_mean``/``feature_sd`` (D,), ``samples``, the
+    per-slide table ``slides`` and the cross-validated ``cv_auc``."""
+    x, y, groups = training_set(slides, int(settings["max_tiles_per_slide"]), int(settings["seed"]))
+    n_tumour, n_normal = int((y == 1).sum()), int((y == 0).sum())
+    if n_tumour == 0 or n_normal == 0:
+        raise InputTableError(
+            f"the annotated slides {sorted(slides)} give {n_tumour} tumour and {n_normal} normal labelled tiles; "
+            "the tumour classifier needs both: annotate tumour (tumour_regions.tumour_classes) and normal tissue, "
+            "or lower tumour_regions.min_overlap")
+    mean = x.mean(0)
+    sd = x.std(0)
+    sd[sd < 1e-8] = 1.0
+    z = (x - mean) / sd
+    model = _logistic(settings["C"], settings["balance_classes"]).fit(z, y)
+    oof = cross_validated(z, y, groups, settings)
+    rows = []
+    for sample in sorted(slides):
+        labels = np.asarray(slides[sample][1])
+        mask = groups == sample
+        rows.append({"sample": sample, "n_tiles": int(len(labels)), "n_tumour": int((labels == 1).sum()),
+                     "n_normal": int((labels == 0).sum()), "n_unlabelled": int((labels < 0).sum()),
+                     "n_used": int(mask.sum()), "cv_auc": auc(y[mask], oof[mask]) if oof is not None else np.nan})
+    return {"coef": model.coef_[0].astype(np.float64), "intercept": float(model.intercept_[0]),
+            "feature_mean": mean, "feature_sd": sd, "samples": sorted(slides),
+            "n_tumour": n_tumour, "n_normal": n_normal,
+            "cv_auc": auc(y, oof) if oof is not None else np.nan, "slides": pd.DataFrame(rows)}
+
+
+def cross_validated(z: np.ndarray, y: np.ndarray, groups: np.ndarray, settings: Mapping) -> np.ndarray | None:
+    """Out-of-fold tumour probabilities (GroupKFold by slide); None with one slide."""
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(set(groups))
+    folds = min(int(settings["cv_folds"]), n_groups)
+    if folds < 2:
+        return None
+    oof = np.full(len(y), np.nan)
+    for train, test in GroupKFold(n_splits=folds).split(z, y, groups):
+        if len(set(y[train])) < 2:
+            continue
+        fitted = _logistic(settings["C"], settings["balance_classes"]).fit(z[train], y[train])
+        oof[test] = fitted.predict_proba(z[test])[:, 1]
+    return oof
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (sklearn), NaN without both classes or with unscored rows."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    score = np.asarray(score, dtype=np.float64)
+    keep = np.isfinite(score)
+    if keep.sum() == 0 or len(set(y[keep])) < 2:
+        return float("nan")
+    return float(roc_auc_score(y[keep], score[keep]))
+
+
+def probability(model: Mapping, features: np.ndarray, block: int = 16384) -> np.ndarray:
+    """(N, D) raw tile features -> (N,) tumour probability (float32), blockwise."""
+    coef = np.asarray(model["coef"], dtype=np.float64)
+    mean = np.asarray(model["feature_mean"], dtype=np.float64)
+    sd = np.asarray(model["feature_sd"], dtype=np.float64)
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != coef.shape[0]:
+        raise InputTableError(f"features of shape {features.shape} do not match the tumour classifier's "
+                              f"{coef.shape[0]} dimensions; the classifier and the features must come from the "
+                              "same encoder (rerun tumour_classifier)")
+    out = np.empty(features.shape[0], dtype=np.float32)
+    for start in range(0, features.shape[0], block):
+        logit = ((features[start:start + block].astype(np.float64) - mean) / sd) @ coef + float(model["intercept"])
+        out[start:start + block] = 1.0 / (1.0 + np.exp(-logit))
+    return out
+
+
+def tumour_mask(model: Mapping, features: np.ndarray, threshold: float) -> np.ndarray:
+    return probability(model, features) >= float(threshold)
