@@ -79,9 +79,6 @@ def selection_comparison(workdir: Path, demo_out: str, encoder: str, gene_settin
     splits = io.read_table(workdir / "results/splits/patients.tsv").set_index("patient")
     feature_dir = workdir / "results/features" / encoder
     stores = {p.stem: str(p) for p in sorted(feature_dir.glob("*.h5"))}
-    sheet = {}
-    for sample, path in stores.items():
-        sheet[sample] = str(read_feature_store(path).attrs.get("sample", sample))
     sample_patient = {s: s.rsplit("-", 1)[0] for s in stores}  # demo samples are {patient}-{A|B}
     train = [s for s in stores if splits.loc[sample_patient[s], "split"] == "train"]
     tune = [s for s in stores if splits.loc[sample_patient[s], "split"] == "tune"]
