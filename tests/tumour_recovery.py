@@ -25,7 +25,7 @@ from emo.demo.annotations import tile_tumour_fraction
 from emo.stores.expression import read_expression_frame, read_expression_store
 from emo.stores.features import read_feature_store
 from emo.stores.tumour_regions import read_classifier_store, read_tumour_tiles
-from emo.tumour_regions import selected_rows
+from emo.tumour_regions import fraction_column, selected_rows
 
 EVAL_SPLITS = ("validation", "test", "external")
 
@@ -110,3 +110,28 @@ def selection_comparison(workdir: Path, demo_out: str, encoder: str, gene_settin
     table = pd.DataFrame(list(rows.values()))
     table["n_patients"] = len(patients)
     return table.sort_values(["group", "gene"]).reset_index(drop=True)
+
+
+def composition_recovery(workdir: Path, demo_out: str, encoder: str) -> pd.DataFrame:
+    """Per demo compartment, on the slides the classifier did not train on: Spearman rho
+    between the predicted tile-class fraction and the planted area fraction; last row:
+    the composition entropy against the entropy of the planted fractions."""
+    from emo.demo.annotations import QUPATH_CLASSES
+    from emo.tumour_regions.classifier import composition_entropy
+
+    truth = json.loads((workdir / demo_out / "truth.json").read_text())["samples"]
+    table = io.read_table(workdir / f"results/tumour_regions/{encoder}/composition.tsv").set_index("sample")
+    annotated = set(read_classifier_store(workdir / f"results/tumour_regions/{encoder}/classifier.h5").samples)
+    heldout = [s for s in table.index if s not in annotated]
+    rows = []
+    for compartment, name in QUPATH_CLASSES.items():
+        column = fraction_column(name)
+        if column not in table:
+            continue
+        planted = [truth[s]["fractions"][compartment] for s in heldout]
+        rows.append({"compartment": compartment, "n_slides": len(heldout),
+                     "rho": float(spearmanr(table.loc[heldout, column], planted).statistic)})
+    planted_entropy = [composition_entropy(np.array(list(truth[s]["fractions"].values()))) for s in heldout]
+    rows.append({"compartment": "composition_entropy", "n_slides": len(heldout),
+                 "rho": float(spearmanr(table.loc[heldout, "composition_entropy"], planted_entropy).statistic)})
+    return pd.DataFrame(rows)

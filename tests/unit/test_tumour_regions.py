@@ -201,11 +201,22 @@ def test_stores_round_trip(tmp_path):
     write_classifier_store(tmp_path / "c.h5", fitted, {"threshold": 0.5, "code_version": "x", "params": "{}"})
     model = read_classifier_store(tmp_path / "c.h5")
     np.testing.assert_array_equal(model.coef, fitted["coef"])
-    assert model.samples == sorted(_synthetic_slides())
+    assert model.samples == sorted(_synthetic_slides()) and model.composition is None
+    fitted["composition"] = classifier.fit_composition(_synthetic_slides(), ["Normal", "Tumor"],
+                                                       tumour_regions.settings({}))
+    write_classifier_store(tmp_path / "c.h5", fitted, {"threshold": 0.5})
+    model = read_classifier_store(tmp_path / "c.h5")
+    assert model.composition["classes"] == ["Normal", "Tumor"]
+    np.testing.assert_array_equal(model.composition["coef"], fitted["composition"]["coef"])
     slides = {"S1": SlideTumour(np.array([[0, 0], [10, 0]]), np.array([0.2, 0.9], np.float32), 10.0, 5.0)}
+    slides["S2"] = SlideTumour(np.array([[0, 0]]), np.array([0.5], np.float32), 10.0, 5.0,
+                               np.array([[0.25, 0.75]], np.float32))
     write_tumour_tiles(tmp_path / "t.h5", slides, {"threshold": 0.5})
     back = read_tumour_tiles(tmp_path / "t.h5").slides["S1"]
     np.testing.assert_array_equal(back.probability, slides["S1"].probability)
+    assert back.composition is None
+    np.testing.assert_array_equal(read_tumour_tiles(tmp_path / "t.h5", ["S2"]).slides["S2"].composition,
+                                  [[0.25, 0.75]])
     assert back.patch_size_level0 == 10.0 and back.tile_um == 5.0
     with h5py.File(tmp_path / "t.h5") as h5:
         assert h5["slides/S1/coords"].dtype == np.int64
@@ -287,3 +298,46 @@ def test_tumour_options_need_the_stage():
     assert _tumour_option(config, ("predictions", "patient_slides"), "largest_tumour") is False
     config["tumour_regions"]["enabled"] = True
     assert _tumour_option(config, ("gene_models", "tile_selection"), "tumour") is True
+
+
+def test_composition_classifier_is_multinomial_sklearn():
+    rng = np.random.default_rng(7)
+    n, dim = 300, 6
+    labels = rng.integers(-1, 3, size=n)
+    centres = rng.normal(scale=2.0, size=(3, dim))
+    features = rng.normal(size=(n, dim)) + np.where(labels[:, None] >= 0, centres[np.maximum(labels, 0)], 0)
+    slides = {"S1": (features[:150].astype(np.float32), labels[:150]),
+              "S2": (features[150:].astype(np.float32), labels[150:])}
+    settings = tumour_regions.settings({})
+    fitted = classifier.fit_composition(slides, ["Tumor", "Stroma", "Fat", "Necrosis"], settings)
+    assert fitted["classes"] == ["Tumor", "Stroma", "Fat"]  # Necrosis has no labelled tile
+    x, y, _ = classifier.training_set(slides, settings["max_tiles_per_slide"], settings["seed"])
+    z = (x - x.mean(0)) / x.std(0)
+    ref = LogisticRegression(C=settings["C"], class_weight="balanced", max_iter=5000).fit(z, y)
+    probs = classifier.composition_probabilities(fitted, features)
+    np.testing.assert_allclose(probs, ref.predict_proba((features - x.mean(0)) / x.std(0)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+
+
+def test_two_class_composition_matches_the_binary_model():
+    slides = _synthetic_slides(seed=2)
+    settings = tumour_regions.settings({})
+    binary = classifier.fit(slides, settings)
+    # class 0 = normal, 1 = tumour: the softmax of two classes is the binary logistic model
+    two = classifier.fit_composition(slides, ["Normal", "Tumor"], settings)
+    features = np.concatenate([f for f, _ in slides.values()])
+    np.testing.assert_allclose(classifier.composition_probabilities(two, features)[:, 1],
+                               classifier.probability(binary, features), rtol=1e-5, atol=1e-6)
+
+
+def test_composition_entropy_and_table():
+    assert classifier.composition_entropy(np.array([1.0, 0, 0])) == 0.0
+    assert classifier.composition_entropy(np.array([0.25] * 4)) == pytest.approx(1.0)
+    p = np.array([0.5, 0.3, 0.2])
+    assert classifier.composition_entropy(p) == pytest.approx(-(p * np.log(p)).sum() / np.log(3))
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    slides = {"S1": SlideTumour(np.zeros((4, 2)), np.zeros(4, np.float32), 1.0, 1.0, probs)}
+    table = tumour_regions.composition_table(slides, {"S1": "P1"}, ["Tumor", "Stroma", "Fat"]).iloc[0]
+    assert (table["fraction_tumor"], table["fraction_stroma"], table["fraction_fat"]) == (0.5, 0.25, 0.25)
+    assert tumour_regions.fraction_column("Immune cells") == "fraction_immune_cells"
+    assert table["composition_entropy"] == pytest.approx(classifier.composition_entropy(np.array([0.5, 0.25, 0.25])))

@@ -3,6 +3,7 @@
 # applied to every slide (docs/tumour_regions.md):
 #   results/tumour_regions/{encoder}/classifier.h5, training.tsv   (rule tumour_classifier)
 #   results/tumour_regions/{encoder}/tiles.h5, slides.tsv          (rule tumour_tiles)
+#   results/tumour_regions/{encoder}/composition.tsv               (tumour_tiles, with composition)
 #   results/tumour_regions/{encoder}/tumour_maps.png               (rule tumour_maps)
 # gene_models.tile_selection: tumour and predictions.patient_slides: largest_tumour read
 # these (gene_models.smk, predictions.smk).
@@ -15,6 +16,7 @@ TUMOUR_ANNOTATED = sorted(TUMOUR_ANNOTATIONS)
 # (a lambda: `snakemake --lint` flags `def` beside rules)
 tumour_regions_targets = lambda: [  # noqa: E731
     f"results/tumour_regions/{ENCODER}/{name}" for name in ("training.tsv", "slides.tsv", "tumour_maps.png")
+    + (("composition.tsv",) if TUMOUR["composition"] else ())
 ] if TUMOUR["enabled"] else []
 
 
@@ -51,6 +53,8 @@ rule tumour_tiles:
     output:
         tiles="results/tumour_regions/{encoder}/tiles.h5",
         slides="results/tumour_regions/{encoder}/slides.tsv",
+        # tumour_regions.composition: per-slide class fractions and composition entropy
+        **({"composition": "results/tumour_regions/{encoder}/composition.tsv"} if TUMOUR["composition"] else {}),
     params:
         samples=SAMPLE_NAMES,
         sample_patient=PLAN.sample_patient,

@@ -33,15 +33,15 @@ def settings(section: Mapping | None) -> dict:
 
 def slide_labels(annotation_path: str, feature_path: str, level0_size: tuple[int, int], sample: str,
                  cfg: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """(features, labels 1/0/-1) of one annotated slide's tiles."""
+    """(features, class labels: index into ``classes`` or -1) of one annotated slide's tiles."""
     regions = geojson.read_annotations(annotation_path, cfg["classes"], *level0_size, sample=sample)
     with open_feature_store(feature_path) as store:
         features = store.features()
         coords = store.coords()
         size = float(store.coords_attrs["patch_size_level0"])
     labels = geojson.tile_labels(regions, cfg["classes"], coords, size, int(cfg["overlap_grid"]),
-                                     float(cfg["min_overlap"]))
-    return features, geojson.tumour_labels(labels, cfg["classes"], cfg["tumour_classes"])
+                                 float(cfg["min_overlap"]))
+    return features, labels
 
 
 def train(annotation_paths: Mapping[str, str], feature_paths: Mapping[str, str],
@@ -50,14 +50,20 @@ def train(annotation_paths: Mapping[str, str], feature_paths: Mapping[str, str],
     if not annotation_paths:
         raise InputTableError("the tumour classifier has no annotated slide: put {sample}.geojson files in the "
                               "folder of config key 'tumour_regions.annotations'")
-    slides = {}
+    slides, classes = {}, {}
     for sample in sorted(annotation_paths):
-        slides[sample] = slide_labels(annotation_paths[sample], feature_paths[sample], level0_sizes[sample],
-                                      sample, cfg)
-        labels = slides[sample][1]
+        features, classes[sample] = slide_labels(annotation_paths[sample], feature_paths[sample],
+                                                 level0_sizes[sample], sample, cfg)
+        labels = geojson.tumour_labels(classes[sample], cfg["classes"], cfg["tumour_classes"])
+        slides[sample] = (features, labels)
         log.info("%s: %d tiles, %d tumour, %d normal, %d unlabelled", sample, len(labels), int((labels == 1).sum()),
                  int((labels == 0).sum()), int((labels < 0).sum()))
-    return classifier.fit(slides, cfg)
+    fitted = classifier.fit(slides, cfg)
+    if cfg["composition"]:
+        fitted["composition"] = classifier.fit_composition(
+            {s: (slides[s][0], classes[s]) for s in slides}, list(cfg["classes"]), cfg)
+        log.info("composition classifier over %s", fitted["composition"]["n_tiles"])
+    return fitted
 
 
 def classifier_attrs(fitted: Mapping, cfg: Mapping) -> dict:
@@ -66,8 +72,10 @@ def classifier_attrs(fitted: Mapping, cfg: Mapping) -> dict:
             "classes": json.dumps(list(cfg["classes"])), "tumour_classes": json.dumps(list(cfg["tumour_classes"]))}
 
 
-def apply(model: Mapping, feature_paths: Mapping[str, str]) -> dict[str, SlideTumour]:
-    """Tumour probability of every tile of each slide."""
+def apply(model: Mapping, feature_paths: Mapping[str, str], composition: Mapping | None = None
+          ) -> dict[str, SlideTumour]:
+    """Tumour probability (and, with a composition model, class probabilities) of every
+    tile of each slide."""
     out = {}
     for sample in sorted(feature_paths):
         with open_feature_store(feature_paths[sample]) as store:
@@ -75,8 +83,36 @@ def apply(model: Mapping, feature_paths: Mapping[str, str]) -> dict[str, SlideTu
             coords = store.coords()
             size = float(store.coords_attrs["patch_size_level0"])
             tile_um = float(store.attrs["tile_um"])
-        out[sample] = SlideTumour(coords, classifier.probability(model, features), size, tile_um)
+        out[sample] = SlideTumour(coords, classifier.probability(model, features), size, tile_um,
+                                  None if composition is None
+                                  else classifier.composition_probabilities(composition, features))
     return out
+
+
+def fraction_column(name: str) -> str:
+    """composition.tsv column of a class: ``fraction_`` + the class name lower-cased, runs
+    of other characters than letters and digits as ``_`` (``Immune cells`` -> ``fraction_immune_cells``)."""
+    import re
+
+    return "fraction_" + re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def composition_table(slides: Mapping[str, SlideTumour], sample_patient: Mapping[str, str],
+                      classes: list[str]) -> pd.DataFrame:
+    """One row per slide: ``n_tiles``, :func:`fraction_column` of each class (share of
+    tiles whose most probable class it is) and ``composition_entropy`` (Shannon entropy of those fractions
+    in units of log K, K = the modelled classes)."""
+    rows = []
+    for sample in sorted(slides):
+        probs = slides[sample].composition
+        n = 0 if probs is None else len(probs)
+        fractions = (np.bincount(probs.argmax(1), minlength=len(classes)) / n) if n else np.zeros(len(classes))
+        row = {"sample": sample, "patient": sample_patient[sample], "n_tiles": n}
+        row.update({fraction_column(c): float(f) for c, f in zip(classes, fractions)})
+        row["composition_entropy"] = classifier.composition_entropy(fractions)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["sample", "patient", "n_tiles", *[fraction_column(c) for c in classes],
+                                       "composition_entropy"])
 
 
 def slide_table(slides: Mapping[str, SlideTumour], sample_patient: Mapping[str, str], threshold: float) -> pd.DataFrame:
@@ -120,7 +156,7 @@ def selected_rows(model: Mapping | None, features: np.ndarray, threshold: float,
     return rows
 
 
-__all__ = ["geojson", "classifier", "settings", "train", "apply", "slide_table", "largest_tumour_slides",
+__all__ = ["geojson", "classifier", "settings", "train", "apply", "slide_table", "composition_table", "largest_tumour_slides",
            "selected_rows", "classifier_attrs", "SLIDE_COLUMNS"]
 
 

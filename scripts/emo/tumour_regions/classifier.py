@@ -128,3 +128,56 @@ def probability(model: Mapping, features: np.ndarray, block: int = 16384) -> np.
 
 def tumour_mask(model: Mapping, features: np.ndarray, threshold: float) -> np.ndarray:
     return probability(model, features) >= float(threshold)
+
+
+# ------------------------------------------------------------------ tissue composition
+def fit_composition(slides: Mapping[str, tuple[np.ndarray, np.ndarray]], classes, settings: Mapping) -> dict:
+    """Multinomial logistic regression over the annotation classes (``slides``: sample ->
+    (features, class index into ``classes`` or -1)); classes without a labelled tile are
+    left out (listed in ``classes`` of the result: those modelled, in config order)."""
+    x, y, _ = training_set(slides, int(settings["max_tiles_per_slide"]), int(settings["seed"]))
+    present = [k for k in range(len(classes)) if (y == k).any()]
+    if len(present) < 2:
+        raise InputTableError(f"the annotated slides {sorted(slides)} label tiles of {len(present)} class(es) only; "
+                              "the tissue-composition classifier needs at least two (tumour_regions.composition)")
+    mean = x.mean(0)
+    sd = x.std(0)
+    sd[sd < 1e-8] = 1.0
+    index = {k: i for i, k in enumerate(present)}
+    target = np.array([index[k] for k in y])
+    model = _logistic(settings["C"], settings["balance_classes"]).fit((x - mean) / sd, target)
+    coef, intercept = model.coef_, model.intercept_
+    if len(present) == 2:  # sklearn's binary form: one row for the second class
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    return {"coef": coef.astype(np.float64), "intercept": intercept.astype(np.float64), "feature_mean": mean,
+            "feature_sd": sd, "classes": [classes[k] for k in present],
+            "n_tiles": {classes[k]: int((y == k).sum()) for k in present}}
+
+
+def composition_probabilities(model: Mapping, features: np.ndarray, block: int = 16384) -> np.ndarray:
+    """(N, D) raw features -> (N, K) class probabilities (softmax; float32)."""
+    coef = np.asarray(model["coef"], dtype=np.float64)
+    mean = np.asarray(model["feature_mean"], dtype=np.float64)
+    sd = np.asarray(model["feature_sd"], dtype=np.float64)
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != coef.shape[1]:
+        raise InputTableError(f"features of shape {features.shape} do not match the composition classifier's "
+                              f"{coef.shape[1]} dimensions; rerun tumour_classifier on this encoder's features")
+    out = np.empty((features.shape[0], coef.shape[0]), dtype=np.float32)
+    for start in range(0, features.shape[0], block):
+        logits = ((features[start:start + block].astype(np.float64) - mean) / sd) @ coef.T + model["intercept"]
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        out[start:start + block] = p / p.sum(1, keepdims=True)
+    return out
+
+
+def composition_entropy(fractions: np.ndarray) -> float:
+    """Shannon entropy of class fractions, in units of log(K) (0 = one class, 1 = even)."""
+    p = np.asarray(fractions, dtype=np.float64)
+    k = p.size
+    p = p[p > 0]
+    if k < 2 or p.size == 0:
+        return 0.0
+    return float(max(0.0, -(p * np.log(p)).sum() / np.log(k)))
