@@ -70,13 +70,3 @@ def clinical_mapping(sm) -> dict | None:
     """The job's config key clinical_mapping (its param ``clinical_mapping``; absent = none)."""
     return dict(sm.params.items()).get("clinical_mapping")
 
-
-def tumour_selection(sm):
-    """(tumour classifier, threshold) when the job has input ``tumour_model`` (config
-    gene_models.tile_selection: tumour), else None."""
-    inputs = dict(sm.input.items())
-    if "tumour_model" not in inputs:
-        return None
-    from .stores.tumour_regions import read_classifier_store
-
-    return read_classifier_store(inputs["tumour_model"]), float(dict(sm.params.items())["tumour_threshold"])

@@ -140,6 +140,17 @@ def largest_tumour_slides(table: pd.DataFrame) -> list[str]:
     return sorted(ordered.drop_duplicates("patient", keep="first")["sample"].astype(str))
 
 
+def job_selection(sm) -> tuple | None:
+    """(tumour classifier, threshold) for a Snakemake job with input ``tumour_model`` and
+    param ``tumour_threshold`` (config gene_models.tile_selection: tumour), else None."""
+    inputs = dict(sm.input.items())
+    if "tumour_model" not in inputs:
+        return None
+    from ..stores.tumour_regions import read_classifier_store
+
+    return read_classifier_store(inputs["tumour_model"]), float(dict(sm.params.items())["tumour_threshold"])
+
+
 def selected_rows(model: Mapping | None, features: np.ndarray, threshold: float, sample: str,
                   what: str) -> np.ndarray:
     """Rows of a slide's tiles used under ``gene_models.tile_selection``: all tiles
@@ -157,6 +168,6 @@ def selected_rows(model: Mapping | None, features: np.ndarray, threshold: float,
 
 
 __all__ = ["geojson", "classifier", "settings", "train", "apply", "slide_table", "composition_table", "largest_tumour_slides",
-           "selected_rows", "classifier_attrs", "SLIDE_COLUMNS"]
+           "selected_rows", "job_selection", "classifier_attrs", "SLIDE_COLUMNS"]
 
 

@@ -11,6 +11,7 @@ slide (a slide's tiles never sit in both the fitting and the scored fold).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Mapping
 
 import numpy as np
@@ -20,10 +21,14 @@ from ..errors import InputTableError
 
 
 def select_rows(n: int, cap: int, seed: int, sample: str) -> np.ndarray:
-    """Sorted row indices of at most ``cap`` of ``n`` rows, seeded by the sample name only."""
-    from ..gene_models import select_tiles
-
-    return select_tiles(n, cap, seed, sample)
+    """Sorted row indices of at most ``cap`` of ``n`` rows, seeded by the sample name only
+    (the draw of emo.gene_models.select_tiles, without importing torch: this stage runs
+    in the stats environment)."""
+    if n <= cap:
+        return np.arange(n)
+    digest = int.from_bytes(hashlib.sha256(sample.encode()).digest()[:8], "big")
+    rng = np.random.default_rng([int(seed), digest])
+    return np.sort(rng.choice(n, size=int(cap), replace=False))
 
 
 def training_set(slides: Mapping[str, tuple[np.ndarray, np.ndarray]], cap: int, seed: int):

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from matplotlib.path import Path as MplPath
 
 from ..errors import InputTableError
 
@@ -137,6 +136,8 @@ def tile_points(coords: np.ndarray, tile_size: float, grid: int) -> np.ndarray:
 
 def inside(region: Region, points: np.ndarray) -> np.ndarray:
     """Points inside the outer ring and outside every hole."""
+    from matplotlib.path import Path as MplPath  # lazy: prediction jobs import this package too
+
     hit = MplPath(region.outer).contains_points(points)
     for hole in region.holes:
         hit &= ~MplPath(hole).contains_points(points)
