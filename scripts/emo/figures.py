@@ -74,6 +74,18 @@ def top_genes(validation: pd.DataFrame, internal: pd.DataFrame, n: int) -> list[
     return list(order["gene"].head(n))
 
 
+def spearman_label(measured: pd.Series, predicted: pd.Series) -> tuple[float, float, int]:
+    """Spearman rho, its p value and n over the patients with both values (the panel's
+    statistics; the validation table's own come from emo.stats.core on the same data)."""
+    from scipy.stats import spearmanr
+
+    both = pd.concat([measured, predicted], axis=1).dropna()
+    if len(both) < 3:
+        return float("nan"), float("nan"), len(both)
+    result = spearmanr(both.iloc[:, 0], both.iloc[:, 1])
+    return float(result.statistic), float(result.pvalue), len(both)
+
+
 def top_scatter(data: Dataset, genes: list[str], split: str, path: str | Path) -> None:
     """Fig. 2D/E: predicted vs measured for the top genes; external cohorts coloured."""
     sets = [(cohort, patients) for s, cohort, patients in data.subsets() if s == split]
@@ -84,14 +96,18 @@ def top_scatter(data: Dataset, genes: list[str], split: str, path: str | Path) -
     nrow = int(np.ceil(len(genes) / ncol))
     colours = plt.get_cmap("tab10")
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrow, ncol, figsize=(2.2 * ncol, 2.0 * nrow), squeeze=False)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(2.2 * ncol, 2.2 * nrow), squeeze=False)
         for ax, gene in zip(axes.flat, genes):
             for i, (cohort, patients) in enumerate(sets):
                 ax.scatter(data.measured.loc[patients, gene], data.predicted.loc[patients, gene], s=4,
                            alpha=0.6, color=colours(i % 10), label=cohort, rasterized=False)
             if all(data.measured.loc[patients, gene].isna().all() for _, patients in sets):
                 ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
-            ax.set_title(gene)
+                ax.set_title(gene)
+            else:
+                pooled = [p for _, patients in sets for p in patients]
+                rho, p_value, n = spearman_label(data.measured.loc[pooled, gene], data.predicted.loc[pooled, gene])
+                ax.set_title(f"{gene}\nρ = {rho:.2f}, p = {p_value:.1e}, n = {n}")
         for ax in list(axes.flat)[len(genes):]:
             ax.axis("off")
         for ax in axes[:, 0]:
@@ -105,7 +121,7 @@ def top_scatter(data: Dataset, genes: list[str], split: str, path: str | Path) -
         fig.suptitle(f"Top {len(genes)} genes, {split} set")
         # Fixed margins: tight_layout over 25 panels costs seconds per figure.
         fig.subplots_adjust(left=0.06, right=0.98, bottom=0.5 / nrow / 2.0 + 0.04, top=1 - 0.5 / (2.0 * nrow) - 0.02,
-                            wspace=0.35, hspace=0.55)
+                            wspace=0.35, hspace=0.75)
         _save(fig, path)
 
 
@@ -164,17 +180,29 @@ def marker_violins(data: Dataset, markers: dict[str, str], clinical: pd.DataFram
         _save(fig, path)
 
 
-def pam50_heatmaps(data: Dataset, genes: list[str], clusters: pd.DataFrame, method: str, path: str | Path) -> None:
+def pam50_heatmaps(data: Dataset, genes: list[str], clusters: pd.DataFrame, method: str, path: str | Path,
+                   subtypes: pd.Series | None = None) -> None:
     """Supplementary Fig. S2: PAM50 z-scores, patients and genes ordered by clustering
-    of the measured data; the predicted heatmap uses the same order."""
+    of the measured data; the predicted heatmap uses the same order. Gene labels legible
+    (6 pt, one row each), a colour bar per row, and the patients' PAM50 subtype (clinical
+    table) as a strip above each heatmap."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
     clustered = set(zip(clusters["split"], clusters["cohort"]))
     sets = [(s, c, p) for s, c, p in data.subsets() if (s, c) in clustered]
     if not sets:
         _empty(path, "no PAM50 clustering available")
         return
+    subtype_names = list(SUBTYPE_COLOURS)
+    strip_cmap = ListedColormap([SUBTYPE_COLOURS[n] for n in subtype_names] + ["#ffffff"])
+    row_height = max(3.2, 0.11 * len(genes) + 1.4)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(sets), 2, figsize=(10, 3.2 * len(sets)), squeeze=False)
-        for row, (split, cohort, patients) in zip(axes, sets):
+        fig = plt.figure(figsize=(11, row_height * len(sets)))
+        outer = fig.add_gridspec(len(sets), 1, hspace=0.25)
+        for index, (split, cohort, patients) in enumerate(sets):
+            grid = outer[index].subgridspec(2, 3, height_ratios=[0.06, 1], width_ratios=[1, 1, 0.03], hspace=0.05,
+                                            wspace=0.2)
             usable = [g for g in genes if data.measured.loc[patients, g].notna().all()
                       and data.measured.loc[patients, g].std() > 0 and data.predicted.loc[patients, g].std() > 0]
             zm = clustering.zscore(data.measured.loc[patients, usable])
@@ -183,14 +211,30 @@ def pam50_heatmaps(data: Dataset, genes: list[str], clusters: pd.DataFrame, meth
             zm, zp = zm[usable], zp[usable]
             patient_order = hierarchy.leaves_list(clustering.linkage_matrix(zm.to_numpy(), method))
             gene_order = hierarchy.leaves_list(clustering.linkage_matrix(zm.to_numpy().T, method))
-            for ax, z, label in ((row[0], zm, "measured"), (row[1], zp, "predicted")):
+            ordered = [zm.index[i] for i in patient_order]
+            if subtypes is not None:
+                calls = subtypes.reindex(ordered)
+                codes = [subtype_names.index(c) if c in subtype_names else len(subtype_names) for c in calls]
+            for column, (z, label) in enumerate(((zm, "measured"), (zp, "predicted"))):
+                strip = fig.add_subplot(grid[0, column])
+                ax = fig.add_subplot(grid[1, column])
+                strip.set_axis_off()
+                if subtypes is not None:
+                    strip.imshow(np.array([codes]), aspect="auto", cmap=strip_cmap, vmin=0, vmax=len(subtype_names),
+                                 interpolation="nearest")
+                strip.set_title(f"PAM50 {label}, {split} {cohort if cohort != 'all' else ''} (n={len(patients)})")
                 matrix = z.to_numpy()[np.ix_(patient_order, gene_order)].T
-                ax.imshow(np.clip(matrix, -3, 3), aspect="auto", vmin=-3, vmax=3, interpolation="nearest")
-                ax.set_yticks(range(len(usable)), [usable[i] for i in gene_order], fontsize=4)
+                image = ax.imshow(np.clip(matrix, -3, 3), aspect="auto", vmin=-3, vmax=3, interpolation="nearest")
+                ax.set_yticks(range(len(usable)), [usable[i] for i in gene_order], fontsize=6)
                 ax.set_xticks([])
-                ax.set(title=f"PAM50 {label}, {split} {cohort if cohort != 'all' else ''} (n={len(patients)})",
-                       xlabel="patients (ordered by measured clustering)")
-        fig.subplots_adjust(left=0.08, right=0.99, bottom=0.3 / len(sets), top=1 - 0.2 / len(sets), wspace=0.12, hspace=0.35)
+                ax.set_xlabel("patients (ordered by measured clustering)")
+            colour_bar = fig.add_subplot(grid[1, 2])
+            fig.colorbar(image, cax=colour_bar, label="z-score (clipped at ±3)")
+        if subtypes is not None:
+            fig.legend(handles=[Patch(color=c, label=n) for n, c in SUBTYPE_COLOURS.items()], title="PAM50 (clinical)",
+                       loc="upper right", ncol=len(SUBTYPE_COLOURS), fontsize=7, frameon=False)
+        fig.subplots_adjust(left=0.08, right=0.95, bottom=0.25 / len(sets) / row_height * 3.2,
+                            top=1 - 0.35 / len(sets) / row_height * 3.2)
         _save(fig, path)
 
 
@@ -218,5 +262,6 @@ def run_figures(inputs: dict, outputs: dict, cfg: dict, clinical_mapping: dict |
         marker_violins(data, {g: c for g, c in markers.items() if c == "proliferation" or c in clinical.columns},
                        clinical, scores, outputs["markers_figure"])
         clusters = pd.read_csv(inputs["pam50_clusters"], sep="\t", dtype={"patient": str})
+        subtypes = clinical["pam50"] if "pam50" in clinical.columns else None
         pam50_heatmaps(data, [g for g in pam50_genes if g in data.genes], clusters, cfg["pam50"]["linkage"],
-                       outputs["pam50_figure"])
+                       outputs["pam50_figure"], subtypes)

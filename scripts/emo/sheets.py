@@ -20,7 +20,7 @@ from .io import check_tab_separated
 from .resolution import EXAMPLES, RANGE_TEXT, plausible_mpp, power_of_ten_guess
 
 REQUIRED_COLUMNS = ("sample", "patient", "cohort", "slide")
-OPTIONAL_COLUMNS = ("mpp", "split")
+OPTIONAL_COLUMNS = ("mpp", "split", "site")
 VALID_SPLITS = ("train", "tune", "validation", "test", "external")
 SAMPLE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -171,14 +171,38 @@ def analysis_set(hti_table: pd.DataFrame, clinical: pd.DataFrame, hti_column: st
     return merged.sort_values("patient").reset_index(drop=True)
 
 
-def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str) -> None:
+def at_risk_at(curve: pd.DataFrame, times: Sequence[float], n: int) -> list[int]:
+    """Patients at risk at each of ``times`` from a Kaplan-Meier table (``at_risk`` at
+    each event/censoring time counts those with time >= it; nobody leaves between rows)."""
+    out = []
+    for t in times:
+        later = curve[curve["time"] >= t]
+        out.append(n if t <= 0 else int(later["at_risk"].iloc[0]) if len(later) else 0)
+    return out
+
+
+def group_hazard_ratio(grouped: pd.DataFrame, level: float) -> dict | None:
+    """Univariate Cox hazard ratio of the high- vs the low-HTI group, with its CI."""
+    frame = grouped.assign(high=(grouped["group"] == HIGH).astype(float))
+    if frame["high"].nunique() < 2 or frame["survival_event"].sum() == 0:
+        return None
+    rows, _ = cox(frame, ["high"], level=level)
+    row = rows.iloc[0]
+    return {"hr": float(row["hazard_ratio"]), "lower": float(row["hr_lower"]), "upper": float(row["hr_upper"]),
+            "p": float(row["p"]), "level": level}
+
+
+def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str, hazard: dict | None = None) -> None:
+    """Kaplan-Meier curves with CI bands, censoring ticks, numbers at risk under the axis
+    and, when given, the high-vs-low hazard ratio with its CI."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = {HIGH: "#1f77b4", LOW: "#ff7f0e"}
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, (ax, table) = plt.subplots(2, 1, figsize=(6.4, 5.6), gridspec_kw={"height_ratios": [4, 1]}, sharex=True)
+    sizes = {}
     for name, curve in curves.items():
         if curve.empty:
             continue
@@ -186,14 +210,34 @@ def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str) -
         s = np.concatenate([[1.0], curve["survival"].to_numpy()])
         lo = np.concatenate([[1.0], curve["ci_lower"].to_numpy()])
         hi = np.concatenate([[1.0], curve["ci_upper"].to_numpy()])
-        n = int(curve["at_risk"].iloc[0]) if len(curve) else 0
+        sizes[name] = n = int(curve["at_risk"].iloc[0])
         ax.step(t, s, where="post", color=colours.get(name), label=f"{name} HTI (n={n})")
         ax.fill_between(t, lo, hi, step="post", color=colours.get(name), alpha=0.2, linewidth=0)
-    ax.set_xlabel("time (months)")
+        censored = curve[curve["censored"] > 0]
+        ax.plot(censored["time"], censored["survival"], linestyle="none", marker="|", markersize=8,
+                color=colours.get(name))
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{title}\nlog-rank p = {p_value:.3g}" if p_value == p_value else title)
-    ax.legend(loc="lower left")
+    lines = [title]
+    if p_value == p_value:
+        lines.append(f"log-rank p = {p_value:.3g}")
+    if hazard is not None:
+        lines[-1] += (f"; HR high vs low {hazard['hr']:.2f} "
+                      f"({round(hazard['level'] * 100)}% CI {hazard['lower']:.2f}-{hazard['upper']:.2f})")
+    ax.set_title("\n".join(lines), fontsize=9)
+    ax.legend(loc="lower left", fontsize=8, title="| censored", title_fontsize=7)
+    ticks = [t for t in ax.get_xticks() if t >= 0 and t <= ax.get_xlim()[1]]
+    table.set_xlim(ax.get_xlim())
+    table.set_ylim(-0.5, len(sizes) - 0.5)
+    for row, (name, n) in enumerate(sizes.items()):
+        for t, count in zip(ticks, at_risk_at(curves[name], ticks, n)):
+            table.text(t, row, str(count), ha="center", va="center", fontsize=8, color=colours.get(name))
+    table.set_yticks(range(len(sizes)), list(sizes), fontsize=8)
+    table.set_title("number at risk", fontsize=8, loc="left")
+    table.tick_params(axis="y", length=0)
+    for side in ("top", "right", "left"):
+        table.spines[side].set_visible(False)
+    table.set_xlabel("time (months)")
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
@@ -254,4 +298,5 @@ def run_survival(hti_table: pd.DataFrame, clinical: pd.DataFrame, cfg: dict, out
     for key, table in (("patients", patients), ("km", km), ("logrank", logrank_table), ("cox", rows)):
         write_tsv(table, out[key])
         write_sidecar(out[key], code_version, cfg, inputs)
-    plot_km(curves, test["p"], out["figure"], f"Survival by {hti_column} ({len(grouped)} patients)")
+    plot_km(curves, test["p"], out["figure"], f"Survival by {hti_column} ({len(grouped)} patients)",
+            group_hazard_ratio(grouped, level))

@@ -107,3 +107,15 @@ def test_dag_build_survival_check_reads_through_mapping(tmp_path):
     with pytest.raises(InputTableError, match="survival_time"):  # unmapped: columns absent
         _check_survival_clinical(config)
     _check_survival_clinical({**config, "clinical_mapping": MAPPING})
+
+
+def test_integer_codes_from_yaml_keys(tmp_path):
+    """YAML reads `values: {survival_event: {2: 1, 1: 0}}` with integer keys; the table's
+    cells are text ('2', '1'): the codes must still match."""
+    import yaml
+
+    mapping = yaml.safe_load("columns: {survival_event: vital}\nvalues: {survival_event: {2: 1, 1: 0}}\n")
+    assert list(mapping["values"]["survival_event"]) == [2, 1]
+    table = _write(tmp_path, "patient\tvital\tsurvival_time\nP1\t2\t5\nP2\t1\t7\nP3\t\t9\n")
+    clinical = read_clinical(table, mapping, known=clinical_column_names())
+    assert clinical["survival_event"].tolist()[:2] == [1, 0] and pd.isna(clinical["survival_event"].iloc[2])

@@ -125,3 +125,22 @@ def test_errors_name_gene_and_column(synth, tmp_path):
     with pytest.raises(InputTableError, match="NOTMEASURED"):
         run_validation(synth.prepared, synth.splits, tmp_path / "pred.tsv", tmp_path / "v.tsv", tmp_path / "s.tsv",
                        settings({}), "v1")
+
+
+def test_scatter_panel_statistics_are_the_validation_tables(synth, cfg, tmp_path):
+    """The r and p printed on each top-gene panel are the validation table's (same
+    patients, same test), so a reader can match figure and table."""
+    from emo.stats.inputs import load_dataset
+
+    out = tmp_path / "out"
+    out.mkdir()
+    run_validation(str(synth.prepared), str(synth.splits), str(synth.predictions), out / "validation.tsv",
+                   out / "selected.tsv", cfg, "v1")
+    validation = pd.read_csv(out / "validation.tsv", sep="\t").set_index("gene")
+    data = load_dataset(str(synth.prepared), str(synth.splits), str(synth.predictions), genes=list(validation.index[:5]))
+    patients = [p for split, _, members in data.subsets() if split == "validation" for p in members]
+    for gene in validation.index[:5]:
+        rho, p_value, n = figures.spearman_label(data.measured.loc[patients, gene], data.predicted.loc[patients, gene])
+        assert n == validation.loc[gene, "n"]
+        assert rho == pytest.approx(validation.loc[gene, "spearman_r"], abs=1e-9)
+        assert p_value == pytest.approx(validation.loc[gene, "spearman_p"], rel=1e-6)

@@ -207,3 +207,37 @@ def test_comma_separated_clinical_table_must_be_tab_separated(workspace, tmp_pat
         with pytest.raises(InputTableError, match=r"clinical.tsv \(config key 'clinical'\) is comma-separated "
                                                   r".*must be tab-separated"):
             check()
+
+
+def _own_cohort_with_rois(tmp_path, rois: list[dict]) -> dict:
+    """A one-slide user cohort (a real SVS, 2220 x 2967 px at 0.499 µm/px) with an ROI table."""
+    from external_slides import cmu_small_region
+
+    pd.DataFrame({"sample": ["S1"], "patient": ["P1"], "cohort": ["HOSPITAL"],
+                  "slide": [str(cmu_small_region())]}).to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    pd.DataFrame({"gene": ["A", "B"], "P1": [1.0, 2.0]}).to_csv(tmp_path / "expression.tsv", sep="\t", index=False)
+    pd.DataFrame(rois).to_csv(tmp_path / "rois.tsv", sep="\t", index=False)
+    pd.DataFrame({"sample": ["S1"], "roi": ["r1"], "NegProbe": [1]}).to_csv(tmp_path / "counts.tsv", sep="\t",
+                                                                          index=False)
+    return {"samples": str(tmp_path / "samples.tsv"), "demo": {"enabled": False},
+            "cohorts": {"HOSPITAL": {"expression": str(tmp_path / "expression.tsv"), "role": "training",
+                                     "reference": True}},
+            "heterogeneity": {"enabled": False},
+            "spatial": {"enabled": True, "rois": str(tmp_path / "rois.tsv"), "probe_counts": str(tmp_path / "counts.tsv"),
+                        "negative_probes": ["NegProbe"], "ki67": None},
+            "predictions": {"tile_genes": "all"}}
+
+
+@pytest.mark.parametrize("roi, inside", [
+    ({"x": 100, "y": 100, "width": 500, "height": 500, "units": "px"}, True),
+    ({"x": 2000, "y": 100, "width": 500, "height": 500, "units": "px"}, False),   # past the right edge
+    ({"x": 100, "y": 100, "width": 1000, "height": 1000, "units": "um"}, True),   # 2004 px at 0.499 µm/px
+    ({"x": 100, "y": 100, "width": 1500, "height": 1500, "units": "um"}, False),  # 3006 px: past both edges
+])
+def test_roi_off_its_slide_is_refused_before_any_job(tmp_path, roi, inside):
+    config = _own_cohort_with_rois(tmp_path, [{"sample": "S1", "roi": "r1", "shape": "rect", **roi}])
+    if inside:
+        plan(config)
+        return
+    with pytest.raises(InputTableError, match=r"config key 'spatial.rois'.*slide 'S1', ROI 'r1'.*2220 x 2967 px"):
+        plan(config)

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+import torch
 import pytest
 import yaml
 
@@ -51,6 +52,14 @@ def test_stores_for_every_sample(small_demo_run):
             assert np.isfinite(feats["features"][:]).all()
             assert feats.attrs["encoder"] == encoder
             assert len(feats.attrs["weights_sha256"]) == 64
+            # the peer layouts (config export.formats) hold the same tiles and features
+            export = small_demo_run / "results" / "export"
+            with h5py.File(export / "stamp" / encoder / f"{sample}.h5", "r") as stamp:
+                np.testing.assert_array_equal(stamp["feats"][:], feats["features"][:])
+            bag = torch.load(export / "clam" / encoder / "pt_files" / f"{sample}.pt", weights_only=True)
+            np.testing.assert_array_equal(bag.numpy(), feats["features"][:])
+            with h5py.File(export / "trident" / encoder / "patches" / f"{sample}_patches.h5", "r") as trident:
+                np.testing.assert_array_equal(trident["coords"][:], coords)
     leftovers = [p for p in (small_demo_run / "results").rglob("*") if ".tmp" in p.name]
     assert not leftovers, f"temporary files left behind: {leftovers}"
 

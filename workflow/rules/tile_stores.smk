@@ -12,7 +12,10 @@ STAIN = config["stain_normalisation"]
 
 # Final outputs of this stage, collected by `all` (lambdas: Snakemake's linter asks
 # rule files not to mix rules and function definitions): the stores features.encoder uses.
-tile_stores_targets = lambda: [PLAN.tile_store(ENCODER, s) for s in SAMPLE_NAMES]  # noqa: E731
+TILE_QC = config["tile_qc"]
+_QC_MAPS = [f"results/tiles/qc/map_{i:02d}.png" for i in range(1, min(TILE_QC["maps"], len(SAMPLE_NAMES)) + 1)]
+tile_stores_targets = lambda: [PLAN.tile_store(ENCODER, s) for s in SAMPLE_NAMES] + [  # noqa: E731
+    "results/tiles/qc/summary.tsv"]
 _geometry_tiling = lambda wildcards: PLAN.tiling_params(wildcards.geometry)  # noqa: E731
 
 # The Macenko reference stain file is an input when stain normalisation is on.
@@ -58,3 +61,30 @@ for _stage, _store, _tiling in (
                 code_version=script_version("tile_slide.py"),
             script:
                 script_path("tile_slide.py")
+
+
+# Report: every slide's QC counts and the maps of the most rejected slides (docs/tiling.md).
+rule tile_qc_maps:
+    input:
+        tiles=[PLAN.tile_store(ENCODER, s) for s in SAMPLE_NAMES],
+        slides=[PLAN.slide(s) for s in SAMPLE_NAMES],
+    output:
+        summary="results/tiles/qc/summary.tsv",
+        maps=[report(path, caption="../report/tile_qc_maps.rst", category="Tiling QC") for path in _QC_MAPS],
+    params:
+        samples=SAMPLE_NAMES,
+        tile_qc=TILE_QC,
+        code_version=script_version("tile_qc_maps.py"),
+    log:
+        log_path("tile_qc_maps"),
+    benchmark:
+        benchmark_path("tile_qc_maps")
+    conda:
+        "../../envs/slides.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        script_path("tile_qc_maps.py")
+

@@ -100,6 +100,7 @@ def plot_overlay(sample: str, slide_path: str | Path, tile_store: str | Path, pr
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Polygon, Rectangle
 
+    from ..scale_bar import add_scale_bar
     from ..stores.predictions import open_prediction_store
 
     plt = _pyplot()
@@ -130,6 +131,7 @@ def plot_overlay(sample: str, slide_path: str | Path, tile_store: str | Path, pr
         ax.add_patch(Polygon(vertices, closed=True, fill=False, edgecolor="yellow", lw=1.5))
         ax.text(vertices[:, 0].min(), vertices[:, 1].min(), str(roi["roi"]), color="yellow", fontsize=6,
                 va="bottom")
+    add_scale_bar(ax, info.mpp / scale, thumb.size[0])
     ax.set_axis_off()
     ax.set_title(f"{sample}: tile predictions of {probe} and ST ROIs")
     fig.tight_layout()

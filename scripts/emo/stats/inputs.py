@@ -162,6 +162,17 @@ def check_clinical_mapping(mapping: Mapping | None, known: list[str] | None = No
     return {"columns": columns, "values": values}
 
 
+def _code_key(value) -> str:
+    """A coding as matched: text stripped; numbers by value, so a YAML integer key 2, a
+    cell '2' and a cell read as 2.0 (a numeric column with empty cells) are one code."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def apply_clinical_mapping(clinical: pd.DataFrame, mapping: Mapping | None, where: str,
                            known: list[str] | None = None) -> pd.DataFrame:
     """``clinical`` (as read, columns stripped) with config key clinical_mapping applied:
@@ -194,11 +205,11 @@ def apply_clinical_mapping(clinical: pd.DataFrame, mapping: Mapping | None, wher
             raise InputTableError(
                 f"{where}: config key {key!r} maps values of column {column!r}, which the table lacks "
                 f"(after clinical_mapping.columns); its columns: {', '.join(clinical.columns)}")
-        lookup = {str(k).strip(): v for k, v in codes.items()}
+        lookup = {_code_key(k): v for k, v in codes.items()}
         raw = clinical[column]
         text = raw.astype("string").str.strip()
         given = raw.notna() & text.ne("")
-        mapped = raw.where(~given, text.map(lambda v: lookup.get(v, v) if v is not pd.NA else v))
+        mapped = raw.where(~given, text.map(lambda v: lookup.get(_code_key(v), v) if v is not pd.NA else v))
         if column in _CODINGS:
             coding, accepts = _CODINGS[column]
             bad = [v for v in dict.fromkeys(mapped[given].tolist()) if not accepts(v)]

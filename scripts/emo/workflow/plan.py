@@ -314,7 +314,25 @@ def check_spatial_samples(samples, sample_names, sheet_path: str, where: str) ->
             "add them to the sheet (they need tiles and predictions) or remove their ROIs")
 
 
-def _check_spatial(config: Mapping, sample_names: list[str]) -> None:
+def check_rois_inside_slides(rois: pd.DataFrame, sheet: pd.DataFrame, where: str) -> None:
+    """Every ROI lies inside its slide (level-0 size, mpp for µm ROIs from the sheet or
+    the slide): each ROI slide is opened once, before any job, so an ROI off its slide is
+    not found only after tiling, features, training and prediction."""
+    from ..slides import check_slide
+    from ..spatial import check_roi_inside, roi_vertices_px
+
+    for sample, group in rois.groupby("sample", sort=True):
+        mpp = sheet.loc[sample, "mpp"] if "mpp" in sheet.columns else ""
+        info = check_slide(sample, sheet.loc[sample, "slide"], float(mpp) if mpp != "" else None)
+        for roi in group.to_dict("records"):
+            try:
+                check_roi_inside(sample, roi["roi"], roi_vertices_px(roi, info.mpp), info.level0_width,
+                                 info.level0_height)
+            except InputTableError as error:
+                raise InputTableError(f"{where}: {error}") from None
+
+
+def _check_spatial(config: Mapping, sample_names: list[str], sheet: pd.DataFrame | None = None) -> None:
     spatial = config["spatial"]
     if not spatial["enabled"]:
         return
@@ -329,8 +347,10 @@ def _check_spatial(config: Mapping, sample_names: list[str]) -> None:
     # An existing ROI table is validated now (early, clear errors); a generated one (the
     # demo's) by the spatial_rois checkpoint.
     if Path(spatial["rois"]).is_file():
-        check_spatial_samples(load_rois(spatial["rois"])["sample"], sample_names, config["samples"],
-                              f"ROI table {spatial['rois']}")
+        rois = load_rois(spatial["rois"])
+        check_spatial_samples(rois["sample"], sample_names, config["samples"], f"ROI table {spatial['rois']}")
+        if sheet is not None and not config["demo"]["enabled"]:  # demo slides are made by its rules
+            check_rois_inside_slides(rois, sheet, f"ROI table {spatial['rois']} (config key 'spatial.rois')")
     tile_genes = config["predictions"]["tile_genes"]
     if isinstance(tile_genes, list):
         missing = [g for g in required_genes(spatial) if g not in tile_genes]
@@ -404,7 +424,7 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
         demo_design.check_cohorts(demo, config["cohorts"])
         demo_design.check_sheet(demo, sheet, config["samples"])
     _check_stain(config)
-    _check_spatial(config, sample_names)
+    _check_spatial(config, sample_names, sheet)
     from ..encoders import get_spec
 
     get_spec(config["features"]["encoder"])  # an unknown encoder fails now, naming features.encoder

@@ -1,0 +1,176 @@
+"""Our stores read by the peer tools' own reading code paths, reimplemented minimally from
+their documented formats (docs/interop.md): CLAM's Whole_Slide_Bag_FP, pt bags and
+StitchCoords; STAMP's BagDataset/get_coords; TRIDENT's patch reader. The stores are the
+pipeline's own, tiled and embedded from a real slide (CMU-1-Small-Region)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import openslide
+import pytest
+import torch
+from PIL import Image
+
+from emo import features, interop, slides, tiling
+from emo.stores.features import read_feature_store
+from emo.stores.tiles import read_tile_store_header, write_tile_store
+from external_slides import cmu_small_region
+
+SAMPLE = "CMU-1-Small-Region"
+ENCODER = "efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("interop")
+    slide = cmu_small_region()
+    info = slides.check_slide(SAMPLE, slide)
+    result = tiling.tile_slide(info, {"tile_um": 112.0, "tile_px": 224})
+    tile_store = root / "tiles.h5"
+    write_tile_store(tile_store, tiling.build_store(result, "test", slides.slide_sha256(slide)))
+    feature_store = root / "features.h5"
+    features.extract_slide(sample=SAMPLE, slide_path=str(slide), tile_store_path=str(tile_store),
+                           out_path=str(feature_store), encoder=ENCODER, batch_size=16, num_workers=0,
+                           device="cpu", threads=1, progress=False)
+    written = {fmt: interop.export_slide(fmt, SAMPLE, tile_store, feature_store, root / "export", ENCODER, "abc123")
+               for fmt in interop.FORMATS}
+    return {"slide": slide, "tiles": read_tile_store_header(tile_store), "features": read_feature_store(feature_store),
+            "written": written, "root": root}
+
+
+def _our_tile(exported, i):
+    """The tile our encoder saw: level-0 region of patch_size_level0, resized to tile_px."""
+    header = exported["tiles"]
+    size0 = int(round(header.coords_attrs["patch_size_level0"]))
+    with openslide.OpenSlide(str(exported["slide"])) as wsi:
+        region = wsi.read_region(tuple(int(v) for v in header.coords[i]), 0, (size0, size0)).convert("RGB")
+    return np.asarray(region.resize((int(header.attrs["tile_px"]),) * 2, Image.BILINEAR), dtype=float)
+
+
+def test_there_are_tiles_to_read(exported):
+    assert len(exported["tiles"].coords) >= 20
+
+
+def test_clam_bag_reader_reads_our_tiles(exported):
+    # CLAM Whole_Slide_Bag_FP: coords + attrs patch_level / patch_size, read_region at that level
+    path = exported["written"]["clam"]["patches"]
+    with h5py.File(path, "r") as f, openslide.OpenSlide(str(exported["slide"])) as wsi:
+        coords = f["coords"][:]
+        patch_level, patch_size = int(f["coords"].attrs["patch_level"]), int(f["coords"].attrs["patch_size"])
+        np.testing.assert_array_equal(coords, exported["tiles"].coords)
+        for i in (0, len(coords) // 2, len(coords) - 1):
+            img = wsi.read_region(tuple(int(v) for v in coords[i]), patch_level, (patch_size, patch_size)).convert("RGB")
+            ours = _our_tile(exported, i)
+            theirs = np.asarray(img.resize(ours.shape[:2][::-1], Image.BILINEAR), dtype=float)
+            assert np.abs(theirs - ours).mean() < 2.0, i   # the same tissue, up to the rounding of the size
+
+
+def test_clam_h5_and_pt_bags_hold_our_features(exported):
+    clam = exported["written"]["clam"]
+    with h5py.File(clam["h5"], "r") as f:
+        np.testing.assert_array_equal(f["features"][:], exported["features"].features)
+        np.testing.assert_array_equal(f["coords"][:], exported["features"].coords)
+    bag = torch.load(clam["pt"], weights_only=True)   # CLAM's Generic_MIL_Dataset: torch.load(pt_files/{slide}.pt)
+    assert bag.dtype == torch.float32 and bag.shape == exported["features"].features.shape
+    np.testing.assert_array_equal(bag.numpy(), exported["features"].features)
+
+
+def test_clam_stitching(exported):
+    # CLAM StitchCoords / DrawMapFromCoords: the level downsample and level dims of the
+    # patch level, each patch drawn at the visualisation level
+    path = exported["written"]["clam"]["patches"]
+    with h5py.File(path, "r") as f, openslide.OpenSlide(str(exported["slide"])) as wsi:
+        attrs = dict(f["coords"].attrs)
+        coords = f["coords"][:]
+        level = int(attrs["patch_level"])
+        assert attrs["name"] == SAMPLE
+        np.testing.assert_allclose(attrs["downsample"], [wsi.level_downsamples[level]] * 2)
+        np.testing.assert_array_equal(attrs["level_dim"], wsi.level_dimensions[0])
+        np.testing.assert_array_equal(attrs["downsampled_level_dim"], wsi.level_dimensions[level])
+        vis_level = wsi.get_best_level_for_downsample(4)
+        down = np.array([wsi.level_downsamples[vis_level]] * 2)
+        w, h = wsi.level_dimensions[vis_level]
+        canvas = np.zeros((h, w, 3), dtype=np.uint8)
+        patch = np.array([attrs["patch_size"]] * 2) * np.asarray(attrs["downsample"])
+        size = np.ceil(patch / down).astype(int)
+        for coord in coords:
+            x, y = np.ceil(coord / down).astype(int)
+            img = np.asarray(wsi.read_region(tuple(int(v) for v in coord), vis_level, tuple(size)).convert("RGB"))
+            canvas[y:y + size[1], x:x + size[0]] = img[:canvas.shape[0] - y, :canvas.shape[1] - x]
+    drawn = canvas.any(axis=2)
+    cells = np.zeros_like(drawn)
+    for coord in coords:
+        x, y = np.ceil(coord / down).astype(int)
+        cells[y:y + size[1], x:x + size[0]] = True
+    assert drawn[cells].mean() > 0.99 and not drawn[~cells].any()   # each tile where its coords say, nothing else
+
+
+def test_stamp_reader(exported):
+    # STAMP get_coords (tile_size_um + unit um) and BagDataset (/feats)
+    path = exported["written"]["stamp"]["features"]
+    mpp = exported["tiles"].attrs["mpp"]
+    with h5py.File(path, "r") as f:
+        assert f.attrs["unit"] == "um" and f.attrs["feat_type"] == "tile"
+        tile_size_um = float(f.attrs["tile_size_um"])
+        tile_size_px = int(f.attrs["tile_size_px"])
+        coords_um = f["coords"][:]
+        feats = torch.from_numpy(f["feats"][:]).float()
+    np.testing.assert_allclose(coords_um / mpp, exported["tiles"].coords, atol=0.5 + 1e-6)   # to the pixel
+    # STAMP's CoordsInfo.mpp is the tile's, tile_size_um / tile_size_px; times tile_px it is our tile side
+    assert tile_size_um / tile_size_px * tile_size_px / mpp == pytest.approx(exported["tiles"].coords_attrs["patch_size_level0"])
+    np.testing.assert_array_equal(feats.numpy(), exported["features"].features)
+    # STAMP's rejection thumbnail puts tile (x, y) in grid cell floor(coords_um / tile_size_um): one tile per cell
+    cells = np.floor(coords_um / tile_size_um).astype(int)
+    assert len({tuple(c) for c in cells}) == len(cells)
+
+
+def test_trident_reader(exported):
+    written = exported["written"]["trident"]
+    for key in ("patches", "features"):
+        with h5py.File(written[key], "r") as f:
+            attrs = dict(f["coords"].attrs)
+            coords = f["coords"][:]
+            for name in ("patch_size", "patch_size_level0", "level0_magnification", "target_magnification", "overlap",
+                         "name", "savetodir"):
+                assert name in attrs, (key, name)
+            if key == "features":
+                np.testing.assert_array_equal(f["features"][:], exported["features"].features)
+    # TRIDENT reads patch_size_level0 px at level 0 and resizes them to patch_size
+    assert attrs["patch_size"] == exported["tiles"].attrs["tile_px"]
+    assert attrs["level0_magnification"] == pytest.approx(10 / exported["tiles"].attrs["mpp"], abs=1e-3)
+    # TRIDENT's relation: patch_size_level0 = round(patch_size * level0_magnification / target_magnification)
+    implied = attrs["patch_size"] * attrs["level0_magnification"] / attrs["target_magnification"]
+    assert abs(attrs["patch_size_level0"] - implied) <= 0.5 + 1e-3
+    with openslide.OpenSlide(str(exported["slide"])) as wsi:
+        i = len(coords) // 3
+        region = wsi.read_region(tuple(int(v) for v in coords[i]), 0, (int(attrs["patch_size_level0"]),) * 2)
+        theirs = np.asarray(region.convert("RGB").resize((int(attrs["patch_size"]),) * 2, Image.BILINEAR), dtype=float)
+    assert np.abs(theirs - _our_tile(exported, i)).mean() < 2.0
+
+
+def test_every_export_carries_provenance(exported):
+    for fmt, paths in exported["written"].items():
+        for key, path in paths.items():
+            if path.suffix != ".h5":
+                continue
+            with h5py.File(path, "r") as f:
+                assert f.attrs["emo_sample"] == SAMPLE and f.attrs["emo_encoder"] == ENCODER, (fmt, key)
+                assert f.attrs["code_version"] == "abc123"
+                params = json.loads(f.attrs["params"])
+                assert params["format"] == fmt and len(params["source"]["weights_sha256"]) == 64
+
+
+def test_mismatched_stores_are_refused(exported, tmp_path):
+    import shutil
+
+    store = tmp_path / "features.h5"
+    shutil.copy2(exported["root"] / "features.h5", store)
+    with h5py.File(store, "r+") as f:   # a feature store of other tiles than the tile store's
+        f["coords"][0] = f["coords"][0] + 1
+    with pytest.raises(ValueError, match="hold different tiles"):
+        interop.export_slide("stamp", SAMPLE, exported["root"] / "tiles.h5", store, tmp_path, ENCODER)
+    assert not list(tmp_path.glob("stamp/**/*.h5"))
