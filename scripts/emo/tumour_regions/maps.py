@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_path
+from ..scale_bar import add_scale_bar
 from ..stores.tumour_regions import SlideTumour
 
 
@@ -21,13 +22,6 @@ def figure_slides(table: pd.DataFrame, n: int) -> list[str]:
         return ordered
     picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, n)).astype(int))
     return [ordered[i] for i in picks]
-
-
-def scale_bar_um(width_um: float) -> float:
-    """A round scale-bar length near a fifth of the width (1, 2 or 5 x 10^k µm)."""
-    target = max(width_um / 5.0, 1e-9)
-    power = 10 ** np.floor(np.log10(target))
-    return float(max(m * power for m in (1, 2, 5) if m * power <= target) if target >= power else power)
 
 
 def write_maps(slides: Mapping[str, SlideTumour], slide_paths: Mapping[str, str], mpps: Mapping[str, float],
@@ -60,11 +54,7 @@ def write_maps(slides: Mapping[str, SlideTumour], slide_paths: Mapping[str, str]
         collection.set_clim(0.0, 1.0)
         ax.add_collection(collection)
         mappable = collection
-        bar_um = scale_bar_um(width0 * float(mpps[sample]))
-        bar_px = bar_um / float(mpps[sample]) * scale
-        x0, y0 = thumb.shape[1] * 0.05, thumb.shape[0] * 0.93
-        ax.plot([x0, x0 + bar_px], [y0, y0], color="black", lw=3)
-        ax.text(x0 + bar_px / 2, y0 - thumb.shape[0] * 0.02, f"{bar_um:g} µm", ha="center", va="bottom", fontsize=7)
+        add_scale_bar(ax, float(mpps[sample]) / scale, thumb.shape[1])  # µm per thumbnail px
         mark = " (annotated)" if sample in set(annotated) else ""
         ax.set_title(f"{sample}{mark}\ntumour {fractions.get(sample, float('nan')):.0%} of tiles", fontsize=8)
         ax.set_axis_off()
