@@ -30,7 +30,8 @@ rule tumour_classifier:
         table="results/tumour_regions/{encoder}/training.tsv",
     params:
         samples=TUMOUR_ANNOTATED,
-        settings=TUMOUR,
+        # what the job reads (not the folder: the files are its inputs; nor the figure's setting)
+        settings={k: v for k, v in TUMOUR.items() if k not in ("enabled", "annotations", "figure_slides")},
         code_version=script_version("tumour_classifier.py"),
     log:
         log_path("tumour_classifier", "encoder"),
