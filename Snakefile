@@ -27,6 +27,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo_cohort.smk"
 include: "workflow/rules/tile_stores.smk"
 include: "workflow/rules/feature_stores.smk"
+include: "workflow/rules/tumour_regions.smk"
 include: "workflow/rules/peer_exports.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/gene_models.smk"
@@ -47,6 +48,7 @@ rule all:
     input:
         tile_stores_targets(),
         feature_stores_targets(),
+        tumour_regions_targets(),
         peer_exports_targets(),
         expression_targets(),
         gene_models_targets(),

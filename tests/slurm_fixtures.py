@@ -140,6 +140,9 @@ def static_config(workdir: Path, config_rel: str = SMALL_CONFIG) -> Path:
     if heterogeneity.get("traits") is None and demo.get("heterogeneity_traits"):
         heterogeneity["traits"] = list(demo["heterogeneity_traits"])
         config["heterogeneity"] = heterogeneity
+    tumour = config.get("tumour_regions") or {}
+    if tumour.get("enabled") and tumour.get("annotations") is None:  # the demo's annotation files
+        tumour["annotations"] = f"{demo.get('out_dir', 'data/demo')}/annotations"
     out = workdir / Path(config_rel).with_name("static.yaml")
     out.write_text(yaml.safe_dump(config, sort_keys=False))
     return out

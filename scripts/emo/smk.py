@@ -69,3 +69,4 @@ def job_slides(sm, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> list[di
 def clinical_mapping(sm) -> dict | None:
     """The job's config key clinical_mapping (its param ``clinical_mapping``; absent = none)."""
     return dict(sm.params.items()).get("clinical_mapping")
+

@@ -199,3 +199,41 @@ def test_clinical_classifiers_patient_auc_with_ci(demo_dir, capsys):
         positive = table[table["class"] == row["class"]]
         ref = roc_auc_score(positive["truth"] == row["class"], positive["probability"])
         assert abs(float(row["value"]) - ref) <= 1e-6, row["label"]
+
+
+def test_tumour_regions_auc_and_tumour_only_heads(demo_dir, capsys):
+    """Issue acceptance (tumour regions): the tumour/normal tile AUC against the planted
+    compartment map on the slides the classifier never saw, the tissue-composition
+    fractions and entropy against the planted ones, and the gene heads trained and
+    averaged on all tiles vs tumour tiles only, side by side per planted gene group
+    (docs/tumour_regions.md). Tumour-only should help the tumour-cell (nuclear grade) genes
+    and lose the genes that encode a compartment's share."""
+    import torch
+    import yaml
+
+    from emo import settings
+    from tumour_recovery import composition_recovery, selection_comparison, tile_auc
+
+    torch.set_num_threads(1)
+    config = settings.load(yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text()))
+    auc = tile_auc(demo_dir, "data/demo", ENCODER)
+    table = selection_comparison(demo_dir, "data/demo", ENCODER, config["gene_models"],
+                                 config["tumour_regions"]["threshold"])
+    summary = table.groupby("group")[["rho_all", "rho_tumour"]].mean()
+    composition = composition_recovery(demo_dir, "data/demo", ENCODER).set_index("compartment")
+    _report(capsys, [
+        f"tumour/normal tile AUC vs planted truth: held-out slides {auc['heldout']:.3f} "
+        f"({auc['heldout_tiles']} tiles, {auc['heldout_tumour_tiles']} tumour), annotated slides "
+        f"{auc['annotated']:.3f} ({auc['annotated_tiles']} tiles)",
+        f"mean Spearman rho of patient predictions ({int(table['n_patients'].iloc[0])} validation/test/external "
+        "patients): all tiles | tumour tiles only",
+        *[f"  {group:24s} n={int((table['group'] == group).sum()):2d}  {row.rho_all:+.3f} | {row.rho_tumour:+.3f}"
+          for group, row in summary.iterrows()],
+        f"tissue composition, held-out slides: Spearman rho of predicted vs planted fraction ("
+        f"{int(composition['n_slides'].iloc[0])} slides): "
+        + ", ".join(f"{c} {r:+.2f}" for c, r in composition["rho"].items()),
+    ])
+    assert auc["heldout"] >= 0.9
+    assert (composition["rho"] >= 0.5).all()
+    assert summary.loc["tumour_cell", "rho_tumour"] > summary.loc["tumour_cell", "rho_all"]
+    assert summary.loc["morphology_other", "rho_all"] > summary.loc["morphology_other", "rho_tumour"]

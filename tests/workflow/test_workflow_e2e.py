@@ -77,7 +77,7 @@ def test_report_builds(small_demo_run):
     assert "<html" in html.lower()
     # the landing page (workflow/report/workflow.rst) and one category per stage
     assert "validates the predictions statistically" in html
-    for category in ("Gene models", "Gene statistics", "Spatial validation", "Heterogeneity"):
+    for category in ("Tumour regions", "Gene models", "Gene statistics", "Spatial validation", "Heterogeneity"):
         assert category in html, category
 
 

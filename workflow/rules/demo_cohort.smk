@@ -8,6 +8,7 @@
 
 import re  # noqa: E402
 
+from emo.demo import annotations as demo_annotations  # noqa: E402
 from emo.demo import design as demo_design  # noqa: E402
 
 DEMO = PLAN.demo  # checked against the cohorts and the sample sheet by the plan
@@ -21,6 +22,7 @@ demo_cohort_targets = lambda: []  # noqa: E731
 if DEMO:
     DEMO_SAMPLES = demo_design.sample_names(DEMO)
     DEMO_COHORTS = demo_design.cohorts(DEMO)
+    DEMO_ANNOTATED = demo_annotations.annotated_samples(DEMO)
     DEMO_TABLES = {
         "clinical": f"{DEMO_DIR}/clinical.tsv",
         "rois": f"{DEMO_DIR}/spatial/rois.tsv",
@@ -64,6 +66,8 @@ if DEMO:
             truth=expand(f"{DEMO_DIR}/truth/{{sample}}.npz", sample=DEMO_SAMPLES),
         output:
             expression=expand(f"{DEMO_DIR}/expression_{{cohort}}.tsv", cohort=DEMO_COHORTS),
+            # region annotations of some slides (tumour_regions stage)
+            annotations=expand(f"{DEMO_DIR}/annotations/{{sample}}.geojson", sample=DEMO_ANNOTATED),
             **DEMO_TABLES,
         log:
             log_path("demo_tables"),

@@ -452,6 +452,12 @@ def write_tables(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path],
         write_tsv(tables[name], written[name])
     for path in list(written.values()):
         write_sidecar(path, code_version_value, params, truth_paths)
+    from .annotations import annotated_samples, write_annotation
+
+    by_sample = {Path(path).stem: path for path in truth_paths}
+    for n, sample in enumerate(annotated_samples(cfg)):  # QuPath-style region annotations
+        written[f"annotation_{sample}"] = out / "annotations" / f"{sample}.geojson"
+        write_annotation(by_sample[sample], written[f"annotation_{sample}"], as_list=bool(n % 2))
     written["truth"] = out / "truth.json"
     atomic_write_text(written["truth"], json.dumps(tables["truth"], sort_keys=True, indent=1) + "\n")
     log.info("demo tables: %d patients, %d genes, %d ROIs -> %s", len(tables["clinical"]),

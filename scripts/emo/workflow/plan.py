@@ -120,6 +120,23 @@ class Plan:
         mapping = _clinical_mapping(self.config)
         return {"clinical_mapping": mapping} if mapping["columns"] or mapping["values"] else {}
 
+    # ---------------------------------------------------------------- tumour regions
+    @cached_property
+    def tumour_annotations(self) -> dict[str, str]:
+        """{sample: annotation file} of the slides the tumour classifier trains on ({} when
+        the stage is disabled), checked (docs/tumour_regions.md)."""
+        return _tumour_annotations(self.config, self.sample_names, self.demo)
+
+    @cached_property
+    def tumour_selection(self) -> bool:
+        """gene_models.tile_selection: tumour (checked: needs the tumour-regions stage)."""
+        return _tumour_option(self.config, ("gene_models", "tile_selection"), "tumour")
+
+    @cached_property
+    def tumour_patient_slides(self) -> bool:
+        """predictions.patient_slides: largest_tumour (checked likewise)."""
+        return _tumour_option(self.config, ("predictions", "patient_slides"), "largest_tumour")
+
     # ---------------------------------------------------------------- features
     def feature_weights(self, encoder: str) -> list[str]:
         """The encoder's weights file as a rule input ([] for weights bundled in the job's
@@ -256,6 +273,41 @@ def _heterogeneity_traits(config: Mapping) -> list[str]:
                 f"config heterogeneity.continuous.source is 'predictions' but predictions.tile_genes lacks "
                 f"{missing}; add them there or set heterogeneity.continuous.source: classifier")
     return traits
+
+
+def _tumour_annotations(config: Mapping, sample_names: list[str], demo: Mapping) -> dict[str, str]:
+    """Annotated slides: the {sample}.geojson files of tumour_regions.annotations; with
+    annotations null and the demo enabled, the demo's (written by demo_tables)."""
+    section = config["tumour_regions"]
+    if not section["enabled"]:
+        return {}
+    from ..tumour_regions import geojson, settings
+
+    settings(section)  # tumour_classes within classes
+    folder = section["annotations"]
+    if folder is None:
+        if not demo:
+            raise ConfigError("config key 'tumour_regions.annotations' is null; give the folder of the "
+                              "{sample}.geojson region annotations (QuPath export) or set tumour_regions.enabled: false")
+        from ..demo.annotations import annotated_samples
+
+        folder = f"{demo['out_dir']}/annotations"
+        samples = annotated_samples(demo)
+    else:
+        samples = geojson.annotated_samples(folder, sample_names)
+    if not samples:
+        raise ConfigError(f"config key 'tumour_regions.annotations': no {{sample}}.geojson file in {folder}; the "
+                          "tumour classifier needs annotated slides")
+    return {s: f"{folder}/{s}.geojson" for s in samples}
+
+
+def _tumour_option(config: Mapping, key: tuple[str, str], value: str) -> bool:
+    on = config[key[0]][key[1]] == value
+    if on and not config["tumour_regions"]["enabled"]:
+        raise ConfigError(f"config key '{key[0]}.{key[1]}' is {value!r}, which needs the tumour-region classifier; "
+                          "set tumour_regions.enabled: true (with tumour_regions.annotations) or "
+                          f"{key[0]}.{key[1]}: all")
+    return on
 
 
 def _check_stain(config: Mapping) -> None:
