@@ -34,6 +34,9 @@ include: "workflow/rules/predictions.smk"
 include: "workflow/rules/gene_statistics.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
+include: "workflow/rules/pathway_enrichment.smk"
+include: "workflow/rules/ki67_proliferation.smk"
+include: "workflow/rules/gene_maps.smk"
 
 
 onstart:
@@ -51,4 +54,7 @@ rule all:
         gene_statistics_targets(),
         spatial_validation_targets(),
         heterogeneity_targets(),
+        pathway_enrichment_targets(),
+        ki67_proliferation_targets(),
+        gene_maps_targets(),
     default_target: True

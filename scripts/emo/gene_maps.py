@@ -1,0 +1,110 @@
+"""Per-slide maps of tile-level gene predictions (paper 001, EMO-spatial; paper 003's
+"virtual spatialisation"): each tile's predicted expression drawn over the slide's H&E
+thumbnail, one panel per gene, with a colour bar and a scale bar. Needs the genes' tile
+predictions in the slide's prediction store (config predictions.tile_genes). docs/gene_maps.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def map_samples(settings: Mapping, sample_names: Sequence[str]) -> list[str]:
+    """The slides mapped: ``maps.samples`` (checked against the sample sheet), or
+    ``maps.n_samples`` slides evenly spread over the sorted sample names."""
+    names = sorted(sample_names)
+    chosen = list(settings["samples"])
+    if chosen:
+        unknown = [s for s in chosen if s not in set(names)]
+        if unknown:
+            raise ConfigError(f"config key 'maps.samples': {', '.join(map(repr, unknown))} not in the sample sheet; "
+                              "use sample names of the sheet (column 'sample')")
+        return chosen
+    n = min(int(settings["n_samples"]), len(names))
+    if n == 0:
+        return []
+    picks = np.unique(np.round(np.linspace(0, len(names) - 1, n)).astype(int))
+    return [names[i] for i in picks]
+
+
+def check_map_genes(settings: Mapping, tile_genes, modelled: Sequence[str] | None = None) -> list[str]:
+    """``maps.genes``, each with tile-level predictions (config predictions.tile_genes) and,
+    when the modelled genes are known, modelled."""
+    genes = list(settings["genes"])
+    repeated = sorted({g for g in genes if genes.count(g) > 1})
+    if repeated:
+        raise ConfigError(f"config key 'maps.genes' lists {', '.join(repeated)} more than once")
+    if isinstance(tile_genes, list):
+        missing = [g for g in genes if g not in tile_genes]
+        if missing:
+            raise ConfigError(f"config key 'maps.genes' names {', '.join(missing)}, which config key "
+                              "'predictions.tile_genes' lacks: maps need tile-level predictions; add them to "
+                              "predictions.tile_genes or set it to 'all'")
+    if modelled is not None:
+        unknown = [g for g in genes if g not in set(modelled)]
+        if unknown:
+            raise ConfigError(f"config key 'maps.genes' names {', '.join(unknown)}, which the reference "
+                              "cohort's expression matrix lacks, so no gene model predicts them")
+    return genes
+
+
+def scale_bar_px(mpp: float, scale: float, length_um: float) -> float:
+    """Length on the thumbnail of a ``length_um`` bar (level-0 mpp, thumbnail px per level-0 px)."""
+    return length_um / mpp * scale
+
+
+def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, predictions: str | Path,
+                   genes: Sequence[str], settings: Mapping, path: str | Path) -> None:
+    """One panel per gene: tiles coloured by the predicted expression (viridis, 2nd-98th
+    percentile of the slide's tiles) over the thumbnail; colour bar; scale bar."""
+    import openslide
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
+    from .figures import STYLE, _save, plt
+    from .spatial.roi_predictions import read_slide_info
+    from .stores.predictions import open_prediction_store
+
+    info = read_slide_info(sample, tile_store, predictions)
+    size = int(settings["thumbnail_px"])
+    with openslide.OpenSlide(str(slide_path)) as slide:
+        thumb = slide.get_thumbnail((size, size))
+    scale = thumb.size[0] / info.width
+    with open_prediction_store(predictions) as pred:
+        coords = pred.coords().astype(float)
+        stored = list(pred.tile_genes)
+        missing = [g for g in genes if g not in stored]
+        if missing:
+            raise ConfigError(f"slide {sample!r}: {predictions} has no tile predictions for {', '.join(missing)} "
+                              "(config key 'maps.genes'); add them to predictions.tile_genes and rerun predict_slide")
+        idx = [stored.index(g) for g in genes]
+        read = pred.tile_values(sorted(idx))          # a column-sliced read wants increasing indices
+        values = read[:, np.argsort(np.argsort(idx))].astype(float)
+    aspect = thumb.size[1] / thumb.size[0]
+    bar_um = float(settings["scale_bar_um"])
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(genes), figsize=(4.2 * len(genes), 4.2 * aspect + 0.8), squeeze=False)
+        for ax, gene, column in zip(axes[0], genes, values.T):
+            ax.imshow(thumb)
+            patches = [Rectangle((x * scale, y * scale), info.tile_size * scale, info.tile_size * scale)
+                       for x, y in coords]
+            collection = PatchCollection(patches, cmap="viridis", alpha=0.6, linewidths=0)
+            collection.set_array(column)
+            if len(column):
+                lo, hi = np.percentile(column, [2, 98])
+                collection.set_clim(lo, hi if hi > lo else lo + 1e-6)
+            ax.add_collection(collection)
+            fig.colorbar(collection, ax=ax, fraction=0.046, pad=0.02, label=f"predicted {gene} (log expression)")
+            length = scale_bar_px(info.mpp, scale, bar_um)
+            x0, y0 = 0.04 * thumb.size[0], 0.95 * thumb.size[1]
+            ax.plot([x0, x0 + length], [y0, y0], color="black", lw=3, solid_capstyle="butt")
+            label = f"{bar_um / 1000:g} mm" if bar_um >= 1000 else f"{bar_um:g} µm"
+            ax.text(x0 + length / 2, y0 - 0.02 * thumb.size[1], label, ha="center", va="bottom", fontsize=7)
+            ax.set_axis_off()
+            ax.set_title(f"{sample}: {gene} ({len(column)} tiles)")
+        fig.tight_layout()
+        _save(fig, path)
