@@ -260,10 +260,24 @@ def over_representation(query: Sequence[str], universe: Sequence[str], sets: Seq
 # ----------------------------------------------------------------------------- stage
 
 GSEA_COLUMNS = ["source", "gene_set", "description", "size", "es", "nes", "pval", "fdr", "padj_bh", "fwer",
-                "significant", "leading_edge", "es_reference", "nes_reference", "pval_reference",
+                "direction", "significant", "leading_edge", "es_reference", "nes_reference", "pval_reference",
                 "padj_bh_reference"]
 ORA_COLUMNS = ["source", "gene_set", "description", "size", "n_query", "overlap", "expected", "pval", "padj_bh",
                "significant", "genes"]
+
+
+def significant(table: pd.DataFrame, cfg: Mapping) -> pd.Series:
+    """FDR q below ``enrichment.fdr``; with the ``adjusted_p`` ranking also NES > 0. Under
+    that ranking every metric is >= 0 and the top holds the well-predicted genes, so a set
+    with NES < 0 is *depleted* of them: when many genes are predicted well, any set of
+    unpredictable genes is pushed down and reaches a small q that way (a competitive test).
+    The question asked (the paper's) is which pathways the well-predicted genes are
+    enriched in; depleted sets stay in the table (``direction``) but are not called. With
+    ``signed`` both directions are called (NES < 0: predicted with the wrong sign)."""
+    called = table["fdr"] < float(cfg["fdr"])
+    if cfg["ranking"] == "adjusted_p":
+        called &= table["nes"] > 0
+    return called
 
 
 def source_name(path: str | Path) -> str:
@@ -307,7 +321,8 @@ def run_enrichment(validation_path: str | Path, gmt_paths: Sequence[str | Path],
         table = lib.merge(ref.drop(columns="size").rename(columns=lambda c: c if c == "gene_set" else f"{c}_reference"),
                           on="gene_set", how="left")
         table["padj_bh"] = bh_adjust(table["pval"].to_numpy(float)) if len(table) else []
-        table["significant"] = table["fdr"] < float(cfg["fdr"])
+        table["direction"] = np.where(table["nes"] >= 0, "enriched", "depleted")
+        table["significant"] = significant(table, cfg)
         table.insert(0, "source", source)
         table["description"] = table["gene_set"].map(descriptions)
         table = table.sort_values(["fdr", "pval", "nes", "gene_set"], ascending=[True, True, False, True],

@@ -7,7 +7,8 @@
 from emo import gene_maps as _gene_maps
 
 MAPS = config["maps"]
-MAP_GENES = _gene_maps.check_map_genes(MAPS, config["predictions"]["tile_genes"], PLAN.input_genes)
+MAP_GENES = _gene_maps.check_map_genes(MAPS, config["predictions"]["tile_genes"],
+                                       PLAN.input_genes if MAPS["genes"] else None)
 MAP_SAMPLES = _gene_maps.map_samples(MAPS, SAMPLE_NAMES) if MAP_GENES else []
 
 
