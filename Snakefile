@@ -35,7 +35,7 @@ include: "workflow/rules/gene_statistics.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
 include: "workflow/rules/pathway_enrichment.smk"
-include: "workflow/rules/ki67_proliferation.smk"
+include: "workflow/rules/gene_statistics_ki67.smk"
 include: "workflow/rules/gene_maps.smk"
 
 
@@ -55,6 +55,6 @@ rule all:
         spatial_validation_targets(),
         heterogeneity_targets(),
         pathway_enrichment_targets(),
-        ki67_proliferation_targets(),
+        gene_statistics_ki67_targets(),
         gene_maps_targets(),
     default_target: True

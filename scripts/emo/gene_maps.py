@@ -66,15 +66,17 @@ def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, 
     from matplotlib.patches import Rectangle
 
     from .figures import STYLE, _save, plt
-    from .spatial.roi_predictions import read_slide_info
     from .stores.predictions import open_prediction_store
+    from .stores.tiles import read_tile_store_attrs
 
-    info = read_slide_info(sample, tile_store, predictions)
+    attrs = read_tile_store_attrs(tile_store)
+    mpp, width = float(attrs["mpp"]), float(attrs["level0_width"])
     size = int(settings["thumbnail_px"])
     with openslide.OpenSlide(str(slide_path)) as slide:
         thumb = slide.get_thumbnail((size, size))
-    scale = thumb.size[0] / info.width
+    scale = thumb.size[0] / width
     with open_prediction_store(predictions) as pred:
+        tile_size = float(pred.coords_attrs["patch_size_level0"])
         coords = pred.coords().astype(float)
         stored = list(pred.tile_genes)
         missing = [g for g in genes if g not in stored]
@@ -90,7 +92,7 @@ def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, 
         fig, axes = plt.subplots(1, len(genes), figsize=(4.2 * len(genes), 4.2 * aspect + 0.8), squeeze=False)
         for ax, gene, column in zip(axes[0], genes, values.T):
             ax.imshow(thumb)
-            patches = [Rectangle((x * scale, y * scale), info.tile_size * scale, info.tile_size * scale)
+            patches = [Rectangle((x * scale, y * scale), tile_size * scale, tile_size * scale)
                        for x, y in coords]
             collection = PatchCollection(patches, cmap="viridis", alpha=0.6, linewidths=0)
             collection.set_array(column)
@@ -99,7 +101,7 @@ def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, 
                 collection.set_clim(lo, hi if hi > lo else lo + 1e-6)
             ax.add_collection(collection)
             fig.colorbar(collection, ax=ax, fraction=0.046, pad=0.02, label=f"predicted {gene} (log expression)")
-            length = scale_bar_px(info.mpp, scale, bar_um)
+            length = scale_bar_px(mpp, scale, bar_um)
             x0, y0 = 0.04 * thumb.size[0], 0.95 * thumb.size[1]
             ax.plot([x0, x0 + length], [y0, y0], color="black", lw=3, solid_capstyle="butt")
             label = f"{bar_um / 1000:g} mm" if bar_um >= 1000 else f"{bar_um:g} µm"

@@ -57,6 +57,7 @@ def test_ki67_values_and_column_checks(tmp_path):
     assert values.iloc[:2].tolist() == [12.5, 30.0] and np.isnan(values.iloc[2])
 
     from emo.settings import load
+    from emo.workflow.plan import _ki67_column
 
     config = load(yaml.safe_load((REPO / "config/test/config.yaml").read_text()))
     path = tmp_path / "clinical.tsv"
@@ -64,11 +65,11 @@ def test_ki67_values_and_column_checks(tmp_path):
         path, sep="\t", index=False)
     config["clinical"] = str(path)
     with pytest.raises(ConfigError, match=r"statistics.ki67_column.*'ki67'.*no such column"):
-        ki67.check_clinical_column(config)
+        _ki67_column(config)
     config["clinical_mapping"] = {"columns": {"ki67": "pam50"}, "values": {}}  # a mapped column is found
-    assert ki67.check_clinical_column(config) == "ki67"
+    assert _ki67_column(config) == "ki67"
     config["statistics"]["ki67_column"] = None
-    assert ki67.check_clinical_column(config) is None
+    assert _ki67_column(config) is None
 
 
 def test_run_ki67_writes_table_pairs_and_figure(tmp_path):

@@ -1,4 +1,4 @@
-"""Runs rules pathway_enrichment and ki67_proliferation alone (Snakemake, local, partial
+"""Runs rules pathway_enrichment and gene_statistics_ki67 alone (Snakemake, local, partial
 Snakefile) on synthetic upstream outputs: a 400-gene validation table with planted
 well-predicted genes, a GMT of planted and null sets, proliferation scores and a clinical
 table with a Ki67 column. Checks the planted sets are found and the null sets not, the two
@@ -63,8 +63,8 @@ def build_inputs(wd: Path) -> None:
                    "demo": {"enabled": False}, "maps": {"genes": []}})
     config["enrichment"].update({"gene_sets": ["sets.gmt"], "permutations": 1000})
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
-    stage_snakefile(wd, "pathway_enrichment.smk", "ki67_proliferation.smk",
-                    targets="pathway_enrichment_targets() + ki67_proliferation_targets()")
+    stage_snakefile(wd, "pathway_enrichment.smk", "gene_statistics_ki67.smk",
+                    targets="pathway_enrichment_targets() + gene_statistics_ki67_targets()")
 
 
 def run_stage(wd: Path, *extra):

@@ -17,34 +17,11 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, InputTableError
+from ..errors import InputTableError
 from . import core
 
 KI67_COLUMNS = ["split", "cohort", "score", "n", "spearman_r", "spearman_p", "median_ki67"]
 PAIR_COLUMNS = ["patient", "split", "cohort", "pam50", "ki67", "pscore_measured", "pscore_predicted"]
-
-
-def check_clinical_column(config: Mapping) -> str | None:
-    """The configured Ki67 column (None when ``statistics.ki67_column`` is null), checked
-    against an existing clinical table when the DAG is built; a table the run generates
-    (the demo's) is checked by the job itself."""
-    from ..workflow.plan import _clinical_mapping
-    from .inputs import read_clinical
-
-    column = config["statistics"]["ki67_column"]
-    if column is None:
-        return None
-    path = config.get("clinical")
-    if not path:
-        raise ConfigError(f"config key 'statistics.ki67_column' is {column!r} but no clinical table is configured "
-                          "(config key 'clinical'); set one or set statistics.ki67_column: null")
-    if Path(path).is_file():
-        columns = read_clinical(path, _clinical_mapping(config)).columns
-        if column not in columns:
-            raise ConfigError(f"config key 'statistics.ki67_column' is {column!r} but the clinical table {path} "
-                              f"has no such column (columns: {', '.join(map(str, columns))}); add the IHC Ki67 "
-                              "column, map it with clinical_mapping, or set statistics.ki67_column: null")
-    return column
 
 
 def ki67_values(clinical: pd.DataFrame, column: str, path) -> pd.Series:
@@ -80,7 +57,7 @@ def ki67_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def run_ki67(scores_path, clinical_path, column: str, out_table, out_pairs, out_figure, version: str,
              clinical_mapping: dict | None = None) -> pd.DataFrame:
-    """Rule ki67_proliferation."""
+    """Rule gene_statistics_ki67."""
     from ..io import write_tsv
     from ..provenance import write_sidecar
     from .inputs import load_clinical

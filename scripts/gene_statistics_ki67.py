@@ -1,4 +1,4 @@
-"""Entry script of rule ki67_proliferation (library: emo.stats.ki67.run_ki67)."""
+"""Entry script of rule gene_statistics_ki67 (library: emo.stats.ki67.run_ki67)."""
 
 import emo.smk
 from emo.stats.ki67 import run_ki67
