@@ -292,7 +292,7 @@ def run_enrichment(validation_path: str | Path, gmt_paths: Sequence[str | Path],
                    outputs: Mapping[str, str | Path], code_version: str) -> dict[str, pd.DataFrame]:
     """The stage: ranking, GSEA (library and reference) and over-representation per
     gene-set file; writes ``gsea``, ``ora``, ``agreement`` (TSV + sidecars), ``curves``
-    (running sums of the reported sets, TSV) and the ``figure``."""
+    (running sums of each file's ``top_n`` sets, TSV) and the ``figure``."""
     from . import enrichment_figures
 
     validation = pd.read_csv(validation_path, sep="\t")
@@ -332,12 +332,11 @@ def run_enrichment(validation_path: str | Path, gmt_paths: Sequence[str | Path],
         agree_rows.append({"source": source, **agree})
         log.info("%s: %d of %d sets with FDR < %g; NES rank agreement gseapy vs numpy reference: Spearman %.3f",
                  source, int(table["significant"].sum()), len(table), cfg["fdr"], agree["spearman_nes"])
-        for name in table["gene_set"]:
+        members = {s.name: s.genes for s in sets}
+        for name in table["gene_set"].head(int(cfg["top_n"])):   # curves of the reported sets only
             res = curves[name]
             curve_rows.append(pd.DataFrame({"source": source, "gene_set": name, "rank": np.arange(1, len(res) + 1),
-                                            "running_es": res,
-                                            "hit": np.isin(order, [g for s in sets if s.name == name
-                                                                   for g in s.genes])}))
+                                            "running_es": res, "hit": np.isin(order, members[name])}))
         if ora_cfg["enabled"]:
             if selected is None:
                 raise InputTableError(f"{validation_path} lacks column 'selected', needed by "
