@@ -37,8 +37,8 @@ def enrichment_figure(gsea: pd.DataFrame, curves: pd.DataFrame, ranked: pd.Serie
                 break
             line, = lines.plot(curve["rank"], curve["running_es"], lw=1.0, label=name)
             hits = curve.loc[curve["hit"].astype(bool), "rank"].to_numpy()
-            lines.vlines(hits, -0.06 - 0.05 * i, -0.02 - 0.05 * i, color=line.get_color(), lw=0.5,
-                         transform=lines.get_xaxis_transform())
+            lines.vlines(hits, 0.01 + 0.04 * i, 0.04 + 0.04 * i, color=line.get_color(), lw=0.5,
+                         transform=lines.get_xaxis_transform())   # a row of ticks per set, at the bottom
         lines.axhline(0, color="black", lw=0.5)
         lines.set_xlim(0, n + 1)
         lines.set_xlabel("gene rank (1 = best predicted); ticks: set members")
