@@ -52,20 +52,16 @@ def check_map_genes(settings: Mapping, tile_genes, modelled: Sequence[str] | Non
     return genes
 
 
-def scale_bar_px(mpp: float, scale: float, length_um: float) -> float:
-    """Length on the thumbnail of a ``length_um`` bar (level-0 mpp, thumbnail px per level-0 px)."""
-    return length_um / mpp * scale
-
-
 def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, predictions: str | Path,
                    genes: Sequence[str], settings: Mapping, path: str | Path) -> None:
     """One panel per gene: tiles coloured by the predicted expression (viridis, 2nd-98th
-    percentile of the slide's tiles) over the thumbnail; colour bar; scale bar."""
+    percentile of the slide's tiles) over the thumbnail; colour bar; scale bar (emo.scale_bar)."""
     import openslide
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
     from .figures import STYLE, _save, plt
+    from .scale_bar import add_scale_bar
     from .stores.predictions import open_prediction_store
     from .stores.tiles import read_tile_store_attrs
 
@@ -87,7 +83,6 @@ def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, 
         read = pred.tile_values(sorted(idx))          # a column-sliced read wants increasing indices
         values = read[:, np.argsort(np.argsort(idx))].astype(float)
     aspect = thumb.size[1] / thumb.size[0]
-    bar_um = float(settings["scale_bar_um"])
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(genes), figsize=(4.2 * len(genes), 4.2 * aspect + 0.8), squeeze=False)
         for ax, gene, column in zip(axes[0], genes, values.T):
@@ -101,11 +96,7 @@ def plot_gene_maps(sample: str, slide_path: str | Path, tile_store: str | Path, 
                 collection.set_clim(lo, hi if hi > lo else lo + 1e-6)
             ax.add_collection(collection)
             fig.colorbar(collection, ax=ax, fraction=0.046, pad=0.02, label=f"predicted {gene} (log expression)")
-            length = scale_bar_px(mpp, scale, bar_um)
-            x0, y0 = 0.04 * thumb.size[0], 0.95 * thumb.size[1]
-            ax.plot([x0, x0 + length], [y0, y0], color="black", lw=3, solid_capstyle="butt")
-            label = f"{bar_um / 1000:g} mm" if bar_um >= 1000 else f"{bar_um:g} µm"
-            ax.text(x0 + length / 2, y0 - 0.02 * thumb.size[1], label, ha="center", va="bottom", fontsize=7)
+            add_scale_bar(ax, mpp / scale, thumb.size[0], location="lower left")
             ax.set_axis_off()
             ax.set_title(f"{sample}: {gene} ({len(column)} tiles)")
         fig.tight_layout()

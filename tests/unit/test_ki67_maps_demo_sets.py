@@ -91,7 +91,7 @@ def test_run_ki67_writes_table_pairs_and_figure(tmp_path):
 
 # ----------------------------------------------------------------------------- maps
 
-def test_map_samples_genes_and_scale_bar():
+def test_map_samples_and_genes():
     from emo import gene_maps
 
     names = [f"S{i:02d}" for i in range(10)]
@@ -106,8 +106,6 @@ def test_map_samples_genes_and_scale_bar():
         gene_maps.check_map_genes({"genes": ["Z"]}, "all", ["A"])
     with pytest.raises(ConfigError, match="more than once"):
         gene_maps.check_map_genes({"genes": ["A", "A"]}, "all")
-    # 1 mm at 0.5 µm/px is 2,000 level-0 px; on a thumbnail of 1/10 scale, 200 px
-    assert gene_maps.scale_bar_px(0.5, 0.1, 1000) == pytest.approx(200.0)
 
 
 def test_plot_gene_maps_on_a_synthetic_slide(tmp_path):
@@ -124,7 +122,7 @@ def test_plot_gene_maps_on_a_synthetic_slide(tmp_path):
     tiles, preds = sf.write_slide(tmp_path, "S1", np.random.default_rng(0))
     rgb = np.full((int(sf.NY * sf.TILE), int(sf.NX * sf.TILE), 3), 230, np.uint8)
     slide = write_svs(rgb, tmp_path / "S1.svs", mpp=sf.MPP)
-    settings = {"thumbnail_px": 256, "scale_bar_um": 200}
+    settings = {"thumbnail_px": 256}
     out = tmp_path / "map.png"
     gene_maps.plot_gene_maps("S1", slide, tiles, preds, ["MKI67", "CD8A"], settings, out)
     again = tmp_path / "again.png"

@@ -26,7 +26,7 @@ rule gene_maps:
                    labels={"slide": "{sample}", "encoder": "{encoder}"}),
     params:
         genes=MAP_GENES,
-        maps={k: MAPS[k] for k in ("thumbnail_px", "scale_bar_um")},
+        maps={k: MAPS[k] for k in ("thumbnail_px",)},
         code_version=script_version("gene_maps.py"),
     log:
         log_path("gene_maps", "encoder", "sample"),
