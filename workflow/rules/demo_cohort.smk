@@ -2,7 +2,7 @@
 # `demo.seed` when `demo.enabled` (docs/demo_cohort.md):
 #   {out_dir}/slides/{sample}.svs, {out_dir}/truth/{sample}.npz        (rule demo_slide)
 #   {out_dir}/expression_{cohort}.tsv, clinical.tsv, spatial/*.tsv,
-#   truth.json                                                          (rule demo_tables)
+#   gene_sets.gmt, truth.json                                           (rule demo_tables)
 # The files are pulled in as inputs of the tiling and expression stages; rule
 # `demo_cohort` builds all of them.
 
@@ -28,6 +28,7 @@ if DEMO:
         "rois": f"{DEMO_DIR}/spatial/rois.tsv",
         "probe_counts": f"{DEMO_DIR}/spatial/probe_counts.tsv",
         "ki67": f"{DEMO_DIR}/spatial/ki67.tsv",
+        "gene_sets": f"{DEMO_DIR}/gene_sets.gmt",
         "truth": f"{DEMO_DIR}/truth.json",
     }
 

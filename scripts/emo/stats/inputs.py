@@ -124,13 +124,15 @@ def _shown(values, limit: int = 6) -> str:
 
 def clinical_column_names(config: Mapping | None = None) -> list[str]:
     """The pipeline column names config key clinical_mapping may map: the fixed ones and
-    those the statistics and survival settings name (markers' columns, covariates)."""
+    those the statistics and survival settings name (markers' columns, covariates, the Ki67 column)."""
     names = set(CLINICAL_COLUMNS)
     if config:
         statistics, surv = config.get("statistics") or {}, config.get("survival") or {}
         names |= {c for c in (statistics.get("markers") or {}).values() if c != "proliferation"}
         names |= set((statistics.get("er_models") or {}).get("covariates") or [])
         names |= set(surv.get("covariates") or [])
+        if statistics.get("ki67_column"):
+            names.add(statistics["ki67_column"])
     return sorted(names)
 
 

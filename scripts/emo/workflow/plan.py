@@ -112,6 +112,10 @@ class Plan:
         """Configured labels are known and an existing clinical table has their columns
         (emo.classifiers.clinical)."""
         _check_clinical_classifiers(self.config)
+    def ki67_column(self) -> str | None:
+        """Config statistics.ki67_column (None: the Ki67 rule is off), checked against an
+        existing clinical table (a table the run generates is checked by the job)."""
+        return _ki67_column(self.config)
 
     @cached_property
     def clinical_mapping_params(self) -> dict:
@@ -392,6 +396,25 @@ def _check_clinical(config: Mapping) -> None:
     stats = statistics_settings(config["statistics"])
     needed = {"pam50", "er"} | {c for c in stats["markers"].values() if c != "proliferation"}
     check_clinical_columns(read_clinical(path, _clinical_mapping(config)).columns, sorted(needed), path)
+
+
+def _ki67_column(config: Mapping) -> str | None:
+    column = config["statistics"]["ki67_column"]
+    if column is None:
+        return None
+    path = config.get("clinical")
+    if not path:
+        raise ConfigError(f"config key 'statistics.ki67_column' is {column!r} but no clinical table is configured "
+                          "(config key 'clinical'); set one or set statistics.ki67_column: null")
+    if Path(path).is_file():
+        from ..stats.inputs import read_clinical
+
+        columns = read_clinical(path, _clinical_mapping(config)).columns
+        if column not in columns:
+            raise ConfigError(f"config key 'statistics.ki67_column' is {column!r} but the clinical table {path} "
+                              f"has no such column (columns: {', '.join(map(str, columns))}); add the IHC Ki67 "
+                              "column, map it with clinical_mapping, or set statistics.ki67_column: null")
+    return column
 
 
 def _check_survival_clinical(config: Mapping) -> None:
