@@ -112,6 +112,8 @@ class Plan:
         """Configured labels are known and an existing clinical table has their columns
         (emo.classifiers.clinical)."""
         _check_clinical_classifiers(self.config)
+
+    @cached_property
     def ki67_column(self) -> str | None:
         """Config statistics.ki67_column (None: the Ki67 rule is off), checked against an
         existing clinical table (a table the run generates is checked by the job)."""
