@@ -27,13 +27,20 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo_cohort.smk"
 include: "workflow/rules/tile_stores.smk"
 include: "workflow/rules/feature_stores.smk"
+include: "workflow/rules/tumour_regions.smk"
 include: "workflow/rules/peer_exports.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/gene_models.smk"
 include: "workflow/rules/predictions.smk"
+include: "workflow/rules/slide_models.smk"
 include: "workflow/rules/gene_statistics.smk"
+include: "workflow/rules/model_comparison.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
+include: "workflow/rules/clinical_classifiers.smk"
+include: "workflow/rules/pathway_enrichment.smk"
+include: "workflow/rules/gene_statistics_ki67.smk"
+include: "workflow/rules/gene_maps.smk"
 
 
 onstart:
@@ -44,11 +51,18 @@ rule all:
     input:
         tile_stores_targets(),
         feature_stores_targets(),
+        tumour_regions_targets(),
         peer_exports_targets(),
         expression_targets(),
         gene_models_targets(),
         predictions_targets(),
+        slide_models_targets(),
         gene_statistics_targets(),
+        model_comparison_targets(),
         spatial_validation_targets(),
         heterogeneity_targets(),
+        clinical_classifiers_targets(),
+        pathway_enrichment_targets(),
+        gene_statistics_ki67_targets(),
+        gene_maps_targets(),
     default_target: True

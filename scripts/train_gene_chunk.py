@@ -4,7 +4,7 @@ from pathlib import Path
 import torch
 
 import emo.smk
-from emo import gene_models, io, predictions, provenance
+from emo import gene_models, io, predictions, provenance, tumour_regions
 from emo.stores.expression import read_expression_store
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
@@ -18,8 +18,9 @@ with emo.smk.rule_logging(snakemake.log[0]) as log:  # noqa: F821
     if chunk_genes:
         store = read_expression_store(inp.expression)
         stores = {Path(path).stem: path for path in io.read_manifest(inp.features)}
+        tumour = tumour_regions.job_selection(snakemake)  # noqa: F821  (tile_selection: tumour)
         state = gene_models.train_chunk(chunk_genes, store, {s: stores[s] for s in p.train_samples},
-                                        {s: stores[s] for s in p.tune_samples}, dict(p.sample_patient), cfg)
+                                        {s: stores[s] for s in p.tune_samples}, dict(p.sample_patient), cfg, tumour)
     else:
         state = gene_models.empty_state(cfg)
     state.update({"encoder": wc.encoder, "chunk": wc.chunk, "code_version": p.code_version})

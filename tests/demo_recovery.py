@@ -37,6 +37,18 @@ def planted_and_validated(workdir: Path, demo_out: str, encoder: str) -> tuple[p
     return genes.loc[shared], {m: t.loc[shared] for m, t in tables.items()}
 
 
+def slide_model_tables(workdir: Path, encoder: str, genes: pd.Index) -> dict[str, pd.DataFrame]:
+    """{slide model: validation table (gene index; padj_bh, spearman_r, r2_pred, n)} from
+    the comparison's long statistics table, over ``genes`` (empty without slide models)."""
+    path = workdir / "results/statistics" / encoder / "models" / "statistics.tsv"
+    if not path.is_file():
+        return {}
+    stats = pd.read_csv(path, sep="\t")
+    stats = stats[(stats["set"] == "validation") & ~stats["model"].isin(list(MODELS))]
+    return {model: t.set_index("gene").rename(columns={"padj": "padj_bh"}).loc[genes]
+            for model, t in stats.groupby("model", sort=False)}
+
+
 def recovery_by(genes: pd.DataFrame, table: pd.DataFrame, column: str = "type") -> pd.DataFrame:
     """Per value of ``column``: n, sensitivity (BH < 0.05), mean Spearman, mean R², oracle R²."""
     joined = genes[[column, "r2"]].join(table[["padj_bh", "spearman_r", "r2_pred"]])

@@ -222,7 +222,8 @@ class SlurmCluster:
 
 
 # -- the test profile ---------------------------------------------------------------------
-GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide")
+GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide", "slide_model_train",
+             "slide_model_predict")
 
 
 def gpu_rules_of(profile: dict) -> list[str]:

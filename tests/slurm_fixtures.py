@@ -25,7 +25,8 @@ import yaml
 from workflow_runner import REPO_ROOT, snakemake  # noqa: F401  (re-exported for the Slurm tests)
 
 SMALL_CONFIG = "config/test/config.yaml"
-GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide")
+GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide", "slide_model_train",
+             "slide_model_predict")
 # Rules that depend on one slide (wildcard `sample`).
 PER_SLIDE_RULES = ("tile_slide", "extract_features", "predict_slide")
 TEXT_SUFFIXES = (".tsv", ".json", ".csv", ".txt")
@@ -139,6 +140,9 @@ def static_config(workdir: Path, config_rel: str = SMALL_CONFIG) -> Path:
     if heterogeneity.get("traits") is None and demo.get("heterogeneity_traits"):
         heterogeneity["traits"] = list(demo["heterogeneity_traits"])
         config["heterogeneity"] = heterogeneity
+    tumour = config.get("tumour_regions") or {}
+    if tumour.get("enabled") and tumour.get("annotations") is None:  # the demo's annotation files
+        tumour["annotations"] = f"{demo.get('out_dir', 'data/demo')}/annotations"
     out = workdir / Path(config_rel).with_name("static.yaml")
     out.write_text(yaml.safe_dump(config, sort_keys=False))
     return out
@@ -323,7 +327,11 @@ def _torch_equal(a, b) -> bool:
 def output_difference(path_a: Path, wd_a: Path, path_b: Path, wd_b: Path) -> str | None:
     """None if two outputs are equal (text: byte-identical after replacing the working
     directory; HDF5: datasets and attributes equal except ``created``; torch: tensors
-    equal), else a short description. Other files (figures) are not compared."""
+    equal), else a short description. Other files (figures) are not compared, nor measured
+    timings (``training_cost.tsv``: CPU and wall seconds of the slide models' training,
+    as emo.workflow.compare skips them)."""
+    if path_a.name == "training_cost.tsv":
+        return None
     if path_a.suffix in TEXT_SUFFIXES:
         same = normalise(path_a.read_bytes(), wd_a) == normalise(path_b.read_bytes(), wd_b)
         return None if same else "contents differ"

@@ -115,14 +115,24 @@ def select_tiles(n_tiles: int, cap: int | None, seed: int, sample: str) -> np.nd
 
 
 def load_tile_pool(feature_paths: Mapping[str, str], sample_patient: Mapping[str, str], cap: int | None,
-                   seed: int) -> TilePool:
+                   seed: int, tumour: tuple[Mapping, float] | None = None) -> TilePool:
     """Concatenate (capped) tile features of the given samples, slide by slide, into
-    one preallocated array (memory: sum of capped tiles x D x 4 bytes)."""
+    one preallocated array (memory: sum of capped tiles x D x 4 bytes).
+
+    ``tumour`` = (tumour classifier, threshold) keeps only each slide's tumour tiles
+    (``gene_models.tile_selection: tumour``; all tiles of a slide with none) before the
+    cap; None keeps every tile, as before."""
     samples = sorted(feature_paths)
     counts, dim = [], None
+    selected: dict[str, np.ndarray] = {}
     for sample in samples:
         with open_feature_store(feature_paths[sample]) as store:
             n, d = store.shape
+            if tumour is not None and n:
+                from .tumour_regions import selected_rows
+
+                selected[sample] = selected_rows(tumour[0], store.features(), tumour[1], sample, "training")
+                n = len(selected[sample])
         if dim is None:
             dim = d
         elif d != dim:
@@ -140,8 +150,12 @@ def load_tile_pool(feature_paths: Mapping[str, str], sample_patient: Mapping[str
     row = 0
     for sample, count in zip(samples, counts):
         with open_feature_store(feature_paths[sample]) as store:
-            idx = select_tiles(store.n_tiles, cap, seed, sample)
-            block = store.features() if len(idx) == store.n_tiles else store.features()[idx]
+            if sample in selected:
+                rows = selected[sample]
+                block = store.features()[rows[select_tiles(len(rows), cap, seed, sample)]]
+            else:
+                idx = select_tiles(store.n_tiles, cap, seed, sample)
+                block = store.features() if len(idx) == store.n_tiles else store.features()[idx]
         if not np.isfinite(block).all():
             raise InputTableError(f"feature store {feature_paths[sample]} (slide {sample!r}) contains NaN/inf "
                                   "features; recompute it")
@@ -449,11 +463,13 @@ def patient_targets(values: np.ndarray, store_patients: Sequence[str], patients:
 
 
 def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mapping[str, str],
-                tune_features: Mapping[str, str], sample_patient: Mapping[str, str], cfg: TrainConfig) -> dict:
+                tune_features: Mapping[str, str], sample_patient: Mapping[str, str], cfg: TrainConfig,
+                tumour: tuple[Mapping, float] | None = None) -> dict:
     """Train the given genes (all must be in ``expression['genes']``) on tile pools.
 
     ``expression``: dict with ``values`` (patients x genes), ``patients``, ``genes``
-    (the training store). ``*_features``: sample -> feature store path.
+    (the training store). ``*_features``: sample -> feature store path. ``tumour``:
+    (tumour classifier, threshold) to train on tumour tiles only (load_tile_pool).
     Returns the state saved in ``chunk_{k}.pt``.
     """
     genes = list(genes)
@@ -465,8 +481,8 @@ def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mappi
     if not tune_features:
         raise InputTableError("no tune slides: the tune split is empty; early stopping needs tune patients "
                               "(raise splits.proportions.tune or set split=tune in the sample sheet)")
-    train_pool = load_tile_pool(train_features, sample_patient, cfg.max_tiles_per_slide, cfg.seed)
-    tune_pool = load_tile_pool(tune_features, sample_patient, cfg.tune_tiles_per_slide, cfg.seed)
+    train_pool = load_tile_pool(train_features, sample_patient, cfg.max_tiles_per_slide, cfg.seed, tumour)
+    tune_pool = load_tile_pool(tune_features, sample_patient, cfg.tune_tiles_per_slide, cfg.seed, tumour)
     log.info("training pool: %d tiles from %d slides (%d patients); tune pool: %d tiles from %d slides",
              train_pool.features.shape[0], len(train_pool.samples), len(train_pool.patients),
              tune_pool.features.shape[0], len(tune_pool.samples))

@@ -89,16 +89,23 @@ def resolve_tile_genes(setting, genes: Sequence[str]) -> list[str]:
 
 def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path],
                   baseline_paths: Mapping[str, str | Path], out_path: str | Path, tile_genes_setting,
-                  attrs: Mapping[str, str]) -> None:
+                  attrs: Mapping[str, str], tumour: tuple[Mapping, float] | None = None) -> None:
     """Slide means (and tile values of the tile genes) of every gene model, and the slide
     prediction of each ridge baseline (``baseline_paths``: name in
-    :data:`emo.ridge.BASELINE_INPUTS` -> its model store)."""
+    :data:`emo.ridge.BASELINE_INPUTS` -> its model store). ``tumour`` = (tumour
+    classifier, threshold): the gene models' slide means average the slide's tumour tiles
+    only (``gene_models.tile_selection: tumour``); tile values and baselines keep every tile."""
     store = read_feature_store(feature_path)
     features = store.features
     sample = str(store.attrs.get("sample", Path(feature_path).stem))
     if features.shape[0] == 0:
         raise InputTableError(f"feature store {feature_path} (slide {sample!r}) has no tiles; the slide cannot be "
                               "predicted (check tiling QC) or remove it from the sample sheet")
+    rows = None
+    if tumour is not None:
+        from .tumour_regions import selected_rows
+
+        rows = selected_rows(tumour[0], features, tumour[1], sample, "the slide mean")
     genes: list[str] = []
     slide_mean: list[np.ndarray] = []
     tile_blocks: list[np.ndarray] = []
@@ -110,7 +117,7 @@ def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path],
             continue
         pred = predict_chunk(state, features)                          # (N, G_chunk)
         genes += list(state["genes"])
-        slide_mean.append(pred.astype(np.float64).mean(0))
+        slide_mean.append((pred if rows is None else pred[rows]).astype(np.float64).mean(0))
         wanted = resolve_tile_genes(tile_genes_setting, state["genes"])
         if wanted:
             index = {g: i for i, g in enumerate(state["genes"])}
@@ -132,6 +139,8 @@ def predict_slide(feature_path: str | Path, model_paths: Sequence[str | Path],
                        else ridge.slide_mean_features(feature_path, dataset))
         baselines[name] = (model.genes, ridge.predict(model, mean_inputs).astype(np.float32))
     root = {"sample": sample, "n_tiles": int(features.shape[0]), "tile_genes_setting": json.dumps(tile_genes_setting)}
+    if rows is not None:
+        root.update(tile_selection="tumour", n_selected_tiles=int(len(rows)))
     root.update(attrs)
     write_prediction_store(out_path, SlidePredictions(
         genes=genes, slide_mean=means.astype(np.float32), tile_genes=tile_gene_names, tile_values=tiles,

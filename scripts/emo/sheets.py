@@ -89,10 +89,16 @@ def load_sample_sheet(path: str | Path, cohorts: Iterable[str]) -> pd.DataFrame:
             raise SampleSheetError(f"sample sheet {path}, column 'split': patient {patient!r} has slides in "
                                    f"different splits ({sorted(group['split'].unique())}); all slides of a "
                                    "patient must be in one split")
+        if "site" in sheet.columns and group["site"].nunique() > 1:
+            raise SampleSheetError(f"sample sheet {path}, column 'site': patient {patient!r} has slides from "
+                                   f"different tissue source sites ({sorted(group['site'].unique())}); a "
+                                   "patient's slides come from one site")
     if "mpp" not in sheet.columns:
         sheet["mpp"] = ""
     if "split" not in sheet.columns:
         sheet["split"] = ""
+    if "site" not in sheet.columns:
+        sheet["site"] = ""
     return sheet.set_index("sample", drop=False)
 
 

@@ -162,3 +162,4 @@ def isolated_batch(sm, slides: list[dict], inputs: tuple[str, ...], outputs: tup
 def clinical_mapping(sm) -> dict | None:
     """The job's config key clinical_mapping (its param ``clinical_mapping``; absent = none)."""
     return dict(sm.params.items()).get("clinical_mapping")
+

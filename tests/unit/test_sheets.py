@@ -118,3 +118,15 @@ def test_comma_separated_sheet_says_it_must_be_tab_separated(tmp_path, separator
     print(message)
     assert f"is {name}-separated" in message and "must be tab-separated" in message
     assert "config key 'samples'" in message and "missing column" not in message
+
+
+def test_optional_site_column(tmp_path):
+    header = HEADER.rstrip("\n") + "\tsite\n"
+    path = _write(tmp_path, [("S1", "P1", "A", "s1.svs", "", "", "A2"), ("S2", "P1", "A", "s2.svs", "", "", "B6")],
+                  header)
+    with pytest.raises(SampleSheetError, match=r"column 'site': patient 'P1' has slides from different .*A2"):
+        load_sample_sheet(path, ["A"])
+    path = _write(tmp_path, [("S1", "P1", "A", "s1.svs", "", "", "A2"), ("S2", "P2", "A", "s2.svs", "", "", "")],
+                  header)
+    assert list(load_sample_sheet(path, ["A"])["site"]) == ["A2", ""]
+    assert list(load_sample_sheet(_write(tmp_path, [("S1", "P1", "A", "s1.svs", "", "")]), ["A"])["site"]) == [""]

@@ -105,3 +105,75 @@ def test_patient_unit_is_uniform():
     assert u.min() >= 0 and u.max() < 1
     hist = np.histogram(u, bins=10, range=(0, 1))[0]
     assert hist.min() > 400 and hist.max() < 600
+
+
+# ----------------------------------------------------------------- site-segregated splits
+
+def site_sheet(n_sites=12, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sites):
+        for i in range(int(rng.integers(2, 15))):
+            code = f"{chr(65 + s % 26)}{s // 26}"
+            patient = f"TCGA-{code}-{i:04d}"
+            rows.append({"sample": patient + "-01", "patient": patient, "cohort": "TCGA", "split": "",
+                         "site": code})
+    rows += [{"sample": f"ABIM-{i}", "patient": f"ABIM-{i}", "cohort": "ABIM", "split": "", "site": ""}
+             for i in range(5)]
+    return pd.DataFrame(rows)
+
+
+def test_site_splits_keep_every_site_in_one_split_and_roughly_the_proportions():
+    sheet = site_sheet(40)
+    table = splits.assign_splits(sheet, ROLES, 7, PROPS, by="site")
+    training = table[table["cohort"] == "TCGA"]
+    assert (training.groupby("site")["split"].nunique() == 1).all()
+    assert set(training["split_source"]) == {"site_hash"}
+    assert set(table.loc[table["cohort"] == "ABIM", "split"]) == {"external"}
+    share = training["split"].value_counts(normalize=True)
+    for name, target in PROPS.items():
+        assert abs(share.get(name, 0.0) - target) < 0.1, (name, share.to_dict())
+    # the TCGA barcode gives the same sites as the column
+    from_barcode = splits.assign_splits(sheet[sheet["cohort"] == "TCGA"].drop(columns="site"), ROLES, 7, PROPS,
+                                        by="site", site_source="tcga_barcode")
+    assert from_barcode[["patient", "split", "site"]].equals(training[["patient", "split", "site"]].reset_index(drop=True))
+    # by patient (the default) is unchanged by a site column
+    plain = splits.assign_splits(sheet.drop(columns="site"), ROLES, 7, PROPS)
+    assert splits.assign_splits(sheet, ROLES, 7, PROPS).equals(plain)
+    assert "site" not in plain.columns
+
+
+def test_site_leakage_is_refused_naming_site_patients_and_splits():
+    sheet = site_sheet(12)
+    table = splits.assign_splits(sheet, ROLES, 7, PROPS, by="site")
+    site = table.loc[table["cohort"] == "TCGA", "site"].iloc[0]
+    members = table[table["site"] == site]
+    other = next(s for s in ("train", "test") if s != members["split"].iloc[0])
+    moved = members["patient"].iloc[0]
+    sheet.loc[sheet["patient"] == moved, "split"] = other
+    with pytest.raises(SampleSheetError, match=rf"site '{site}' spans splits .*{moved}"):
+        splits.assign_splits(sheet, ROLES, 7, PROPS, by="site")
+    # a site shared by a training and an external cohort spans train.. and external
+    shared = site_sheet(12)
+    shared.loc[shared["cohort"] == "ABIM", "site"] = site
+    with pytest.raises(SampleSheetError, match="external"):
+        splits.assign_splits(shared, ROLES, 7, PROPS, by="site")
+
+
+def test_site_splits_need_a_site_for_every_training_patient():
+    sheet = site_sheet(5)
+    sheet.loc[3, "site"] = ""
+    with pytest.raises(SampleSheetError, match=rf"patient '{sheet.loc[3, 'patient']}'.*no tissue source site"):
+        splits.assign_splits(sheet, ROLES, 7, PROPS, by="site")
+    with pytest.raises(SampleSheetError, match="'ABIM-0' is not a TCGA barcode"):
+        splits.assign_splits(site_sheet(5), {"TCGA": "training", "ABIM": "training"}, 7, PROPS, by="site",
+                             site_source="tcga_barcode")
+    assert splits.tcga_site("TCGA-A2-A0CM") == "A2"
+    assert splits.tcga_site("tcga-e9-a1n5-01a") == "E9"
+
+
+def test_patient_leakage_check_on_a_slide_table():
+    slides = pd.DataFrame({"patient": ["P1", "P1", "P2"], "split": ["train", "test", "test"]})
+    with pytest.raises(SampleSheetError, match=r"patient 'P1' spans splits \['test', 'train'\]"):
+        splits.check_no_leakage(slides, "patient")
+    splits.check_no_leakage(slides.iloc[1:], "patient")

@@ -209,6 +209,52 @@ def test_comma_separated_clinical_table_must_be_tab_separated(workspace, tmp_pat
             check()
 
 
+def test_site_splits_in_the_plan(workspace, tmp_path):
+    """splits.by: site: the plan's split table keeps each site in one split; a sheet
+    override that splits a site fails when the DAG is built, naming the site."""
+    sheet = pd.read_csv(workspace["samples"], sep="\t", dtype=str, keep_default_na=False)
+    sheet["site"] = [f"{c}-{int(p.split('-')[-1]) % 4}" for c, p in zip(sheet["cohort"], sheet["patient"])]
+    path = tmp_path / "sites.tsv"
+    sheet.to_csv(path, sep="\t", index=False)
+    config = {**workspace, "samples": str(path), "splits": {**workspace["splits"], "by": "site"}}
+    result = plan(config)
+    table = result.patient_splits
+    training = table[table["cohort"].isin(["TCGA", "CLINSEQ"])]
+    assert (training.groupby("site")["split"].nunique() == 1).all()
+    assert set(training["split"]) <= {"train", "tune", "validation", "test"}
+    assert set(result.train_samples).isdisjoint(result.samples_with_split("test"))
+    # the default (by patient) ignores the column: the same splits as without it
+    assert plan({**workspace, "samples": str(path)}).patient_splits.equals(plan(workspace).patient_splits)
+    site = training["site"].iloc[0]
+    first = training[training["site"] == site]
+    wrong = "test" if first["split"].iloc[0] != "test" else "train"
+    sheet.loc[sheet["patient"] == first["patient"].iloc[0], "split"] = wrong
+    sheet.to_csv(path, sep="\t", index=False)
+    with pytest.raises(SampleSheetError, match=f"site '{site}' spans splits"):
+        plan(config)
+
+
+def test_clinical_classifier_labels_are_checked_against_an_existing_table(workspace, tmp_path):
+    config = _own_cohort(workspace, tmp_path, "patient\ter\tpam50\nP1\tpositive\tLumA\n")
+    config["clinical_classifiers"] = {"labels": ["er", "tp53"]}
+    result = plan(config)
+    assert result.clinical_classifiers_run
+    with pytest.raises(InputTableError, match=r"label\(s\) \['tp53'\] listed in config key 'clinical_classifiers.labels'"):
+        result.check_clinical_classifiers()
+    config["clinical_classifiers"] = {"labels": None}
+    plan(config).check_clinical_classifiers()
+    del config["clinical"]
+    assert not plan(config).clinical_classifiers_run  # the clinical table is optional: no stage without it
+    # a table without any label column (survival only) gives no classifier, unless labels are listed
+    config = _own_cohort(workspace, tmp_path, "patient\tsurvival_time\tsurvival_event\nP1\t3\t1\n", "surv.tsv")
+    assert not plan(config).clinical_classifiers_run
+    plan(config).check_clinical_classifiers()
+    config["clinical_classifiers"] = {"labels": ["er"]}
+    assert plan(config).clinical_classifiers_run
+    with pytest.raises(InputTableError, match=r"label\(s\) \['er'\]"):
+        plan(config).check_clinical_classifiers()
+
+
 def _own_cohort_with_rois(tmp_path, rois: list[dict]) -> dict:
     """A one-slide user cohort (a real SVS, 2220 x 2967 px at 0.499 µm/px) with an ROI table."""
     from external_slides import cmu_small_region

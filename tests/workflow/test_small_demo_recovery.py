@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demo_recovery import MODELS, planted_and_validated, recovery_by, report_lines
+from demo_recovery import MODELS, planted_and_validated, recovery_by, report_lines, slide_model_tables
 from slurm_fixtures import finished_demo
 
 pytestmark = pytest.mark.slow
@@ -74,3 +74,20 @@ def test_heads_train_past_the_first_epochs(recovery, capsys):
                      f"share <= 2: {(best <= 2).mean():.2f}, max {best.max()}"])
     assert best.median() > 2
     assert (best <= 2).mean() < 0.5
+
+
+def test_slide_models_recover_planted_genes(recovery, capsys):
+    """HE2RNA and attention MIL (config slide_models.models) on the same validation
+    patients: strong planted genes found, nulls not; the comparison lists every model."""
+    genes, tables, workdir = recovery
+    slide = slide_model_tables(workdir, ENCODER, genes.index)
+    assert sorted(slide) == ["attention_mil", "he2rna"]
+    summaries = {model: recovery_by(genes, table, "stratum") for model, table in slide.items()}
+    _report(capsys, report_lines(summaries))
+    for model, summary in summaries.items():
+        assert summary.loc["strong", "sensitivity"] >= 0.35, model
+        assert summary.loc["strong", "mean_spearman"] >= 0.45, model
+        assert summary.loc["null", "sensitivity"] <= 0.2, model
+        assert (slide[model]["n"] == tables["emo"]["n"]).all(), model
+    comparison = pd.read_csv(workdir / "results/statistics" / ENCODER / "models" / "comparison.tsv", sep="\t")
+    assert list(comparison["model"]) == [*MODELS, "he2rna", "attention_mil"]

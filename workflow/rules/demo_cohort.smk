@@ -2,12 +2,13 @@
 # `demo.seed` when `demo.enabled` (docs/demo_cohort.md):
 #   {out_dir}/slides/{sample}.svs, {out_dir}/truth/{sample}.npz        (rule demo_slide)
 #   {out_dir}/expression_{cohort}.tsv, clinical.tsv, spatial/*.tsv,
-#   truth.json                                                          (rule demo_tables)
+#   gene_sets.gmt, truth.json                                           (rule demo_tables)
 # The files are pulled in as inputs of the tiling and expression stages; rule
 # `demo_cohort` builds all of them.
 
 import re  # noqa: E402
 
+from emo.demo import annotations as demo_annotations  # noqa: E402
 from emo.demo import design as demo_design  # noqa: E402
 
 DEMO = PLAN.demo  # checked against the cohorts and the sample sheet by the plan
@@ -21,11 +22,13 @@ demo_cohort_targets = lambda: []  # noqa: E731
 if DEMO:
     DEMO_SAMPLES = demo_design.sample_names(DEMO)
     DEMO_COHORTS = demo_design.cohorts(DEMO)
+    DEMO_ANNOTATED = demo_annotations.annotated_samples(DEMO)
     DEMO_TABLES = {
         "clinical": f"{DEMO_DIR}/clinical.tsv",
         "rois": f"{DEMO_DIR}/spatial/rois.tsv",
         "probe_counts": f"{DEMO_DIR}/spatial/probe_counts.tsv",
         "ki67": f"{DEMO_DIR}/spatial/ki67.tsv",
+        "gene_sets": f"{DEMO_DIR}/gene_sets.gmt",
         "truth": f"{DEMO_DIR}/truth.json",
     }
 
@@ -64,6 +67,8 @@ if DEMO:
             truth=expand(f"{DEMO_DIR}/truth/{{sample}}.npz", sample=DEMO_SAMPLES),
         output:
             expression=expand(f"{DEMO_DIR}/expression_{{cohort}}.tsv", cohort=DEMO_COHORTS),
+            # region annotations of some slides (tumour_regions stage)
+            annotations=expand(f"{DEMO_DIR}/annotations/{{sample}}.geojson", sample=DEMO_ANNOTATED),
             **DEMO_TABLES,
         log:
             log_path("demo_tables"),

@@ -34,10 +34,12 @@ rule patient_splits:
         runtime=10,
     params:
         sheet=[{"patient": SAMPLES.loc[s, "patient"], "cohort": SAMPLES.loc[s, "cohort"],
-                "split": SAMPLES.loc[s, "split"]} for s in SAMPLE_NAMES],
+                "split": SAMPLES.loc[s, "split"], "site": SAMPLES.loc[s, "site"]} for s in SAMPLE_NAMES],
         roles=PLAN.cohort_roles,
         seed=PLAN.splits_seed,
         proportions=config["splits"]["proportions"],
+        by=config["splits"]["by"],
+        site_source=config["splits"]["site_source"],
         code_version=script_version("patient_splits.py"),
     script:
         script_path("patient_splits.py")

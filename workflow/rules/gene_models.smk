@@ -15,6 +15,13 @@ gene_models_targets = lambda: gene_model_targets_for(ENCODER) + [  # noqa: E731
     f"results/models/{ENCODER}/ridge.h5", f"results/models/{ENCODER}/training_curves.png"]
 # gpu=1 only when the config asks for it (portable resource; profiles map it)
 GENE_MODEL_GPU = {"gpu": 1} if GENE_MODELS["gpu"] else {}
+# gene_models.tile_selection: tumour -> the tumour classifier is an input of training and
+# prediction (they apply it to each slide's features), and its threshold a param; with
+# `all` neither appears, so those jobs are as before (docs/tumour_regions.md).
+TUMOUR_MODEL_INPUT = ({"tumour_model": "results/tumour_regions/{encoder}/classifier.h5"}
+                      if PLAN.tumour_selection else {})
+TUMOUR_MODEL_PARAMS = ({"tumour_threshold": config["tumour_regions"]["threshold"]}
+                       if PLAN.tumour_selection else {})
 
 
 # Collector rules: every chunk needs every training feature store and every slide
@@ -67,6 +74,7 @@ rule train_gene_chunk:
         expression="results/expression/training.h5",
         genes="results/expression/genes.tsv",
         features="results/features/{encoder}/training_manifest.tsv",
+        **TUMOUR_MODEL_INPUT,
     output:
         model="results/models/{encoder}/chunk_{chunk}.pt",
         table="results/models/{encoder}/chunk_{chunk}.tsv",
@@ -89,6 +97,7 @@ rule train_gene_chunk:
         tune_samples=PLAN.tune_samples,
         sample_patient={s: PLAN.sample_patient[s] for s in PLAN.train_samples + PLAN.tune_samples},
         settings=GENE_MODELS,
+        **TUMOUR_MODEL_PARAMS,
         code_version=script_version("train_gene_chunk.py"),
     script:
         script_path("train_gene_chunk.py")

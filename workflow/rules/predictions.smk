@@ -27,6 +27,7 @@ for _rule, _samples in per_slide_units("predict_slide"):
             models="results/models/{encoder}/chunks_manifest.tsv",
             ridge="results/models/{encoder}/ridge.h5",
             colour_texture="results/models/{encoder}/colour_texture_ridge.h5",
+            **TUMOUR_MODEL_INPUT,
         output:
             predictions=unit_paths("results/predictions/{{encoder}}/slides/{sample}.h5", _samples),
         log:
@@ -42,6 +43,7 @@ for _rule, _samples in per_slide_units("predict_slide"):
         params:
             samples=unit_samples(_samples),
             tile_genes=PREDICTIONS["tile_genes"],
+            **TUMOUR_MODEL_PARAMS,
             code_version=script_version("predict_slide.py"),
         script:
             script_path("predict_slide.py")
@@ -50,6 +52,8 @@ for _rule, _samples in per_slide_units("predict_slide"):
 rule patient_predictions:
     input:
         slides=expand("results/predictions/{{encoder}}/slides/{sample}.h5", sample=SAMPLE_NAMES),
+        # predictions.patient_slides: largest_tumour -> each patient's slide with the largest tumour area
+        **({"tumour_slides": "results/tumour_regions/{encoder}/slides.tsv"} if PLAN.tumour_patient_slides else {}),
     output:
         nn="results/predictions/{encoder}/patients.tsv",
         ridge="results/predictions/{encoder}/patients_ridge.tsv",
@@ -67,6 +71,7 @@ rule patient_predictions:
     params:
         samples=SAMPLE_NAMES,
         sample_patient=PLAN.sample_patient,
+        **({"patient_slides": PREDICTIONS["patient_slides"]} if PLAN.tumour_patient_slides else {}),
         code_version=script_version("patient_predictions.py"),
     script:
         script_path("patient_predictions.py")

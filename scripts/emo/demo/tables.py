@@ -1,5 +1,6 @@
-"""Tables of the demo cohort from the per-slide truth: expression, clinical, spatial
-transcriptomics (ROIs, probe counts, Ki67) and ``truth.json`` with everything planted.
+"""Tables of the demo cohort from the per-slide truth: expression, clinical (with an IHC-like
+Ki67 score), spatial transcriptomics (ROIs, probe counts, Ki67), a gene-set file with
+planted and null pathways and ``truth.json`` with everything planted.
 
 The generative model is documented in docs/demo_cohort.md; every random draw comes
 from a generator seeded by ``demo.seed`` and a purpose string, so identical inputs
@@ -165,6 +166,58 @@ def expression(cfg: Mapping[str, Any], fractions: pd.DataFrame, clinical: pd.Dat
     table = pd.DataFrame(values, index=[s.name for s in specs], columns=patients)
     table.index.name = "gene"
     return table, offsets, truth
+
+
+# ----------------------------------------------------------------------------- Ki67, gene sets
+
+# Planted pathways hold the morphology genes whose strongest driver is one compartment and
+# whose R² is at least this (the predictable ones); null pathways draw from the null genes.
+GENE_SET_MIN_R2 = 0.3
+N_NULL_SETS = 3
+NULL_SET_SIZE = 15
+
+
+def ki67_scores(cfg: Mapping[str, Any], fractions: pd.DataFrame) -> pd.Series:
+    """Slide/patient-level IHC Ki67 index (% positive tumour nuclei) from the tumour's
+    proliferation (its tumour share, which drives the proliferation genes) with noise; own
+    random stream per patient, so no other demo value changes."""
+    values = {}
+    for patient in fractions.index:
+        rng = rng_for(cfg["seed"], "ki67_ihc", patient)
+        logit = -2.2 + 4.0 * float(fractions.loc[patient, "tumour"]) + rng.normal(0, 0.4)
+        values[patient] = round(100.0 / (1.0 + math.exp(-logit)), 1)
+    return pd.Series(values, name="ki67")
+
+
+def demo_gene_sets(cfg: Mapping[str, Any], gene_truth: Mapping[str, dict]) -> list[dict[str, Any]]:
+    """Gene sets of the demo: one planted pathway per compartment (morphology genes whose
+    strongest driver it is, R² >= GENE_SET_MIN_R2) and N_NULL_SETS disjoint sets of null
+    genes (own random stream). Sorted genes; names DEMO_PLANTED_<COMPARTMENT>, DEMO_NULL_<i>."""
+    sets = []
+    for compartment in COMPARTMENTS:
+        genes = sorted(g for g, v in gene_truth.items()
+                       if v["type"] == "morphology" and float(v.get("r2", 0)) >= GENE_SET_MIN_R2
+                       and max(v["drivers"], key=lambda c: (abs(v["drivers"][c]), c)) == compartment)
+        if genes:
+            sets.append({"name": f"DEMO_PLANTED_{compartment.upper()}", "kind": "planted", "driver": compartment,
+                         "genes": genes})
+    null_pool = sorted(g for g, v in gene_truth.items() if v["type"] == "null")
+    size = min(NULL_SET_SIZE, len(null_pool) // N_NULL_SETS)
+    if size:
+        drawn = rng_for(cfg["seed"], "null_gene_sets").choice(null_pool, size=size * N_NULL_SETS, replace=False)
+        for i in range(N_NULL_SETS):
+            sets.append({"name": f"DEMO_NULL_{i + 1}", "kind": "null", "driver": None,
+                         "genes": sorted(drawn[i * size:(i + 1) * size].tolist())})
+    return sets
+
+
+def gene_sets_gmt(sets: Iterable[Mapping[str, Any]]) -> str:
+    """GMT text (name, description, genes); the description says planted (driver) or null."""
+    lines = []
+    for s in sets:
+        description = f"planted: {s['driver']}" if s["kind"] == "planted" else "null"
+        lines.append("\t".join([s["name"], description, *s["genes"]]))
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- heterogeneity
@@ -390,9 +443,11 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
         by_patient.setdefault(t.patient, []).append(hti[s]["hti"])
     patient_hti = pd.Series({p: float(np.mean(v)) for p, v in by_patient.items()}).sort_index()
     clinical = clinical.join(survival(cfg, patient_hti))
+    clinical = clinical.join(ki67_scores(cfg, fractions))
     clinical_out = clinical.drop(columns="cohort").reset_index()
 
     roi_table, probe_table, ki67, spatial_truth = spatial_tables(cfg, truths, gene_truth)
+    gene_sets = demo_gene_sets(cfg, gene_truth)
 
     expression_tables = {}
     for cohort in design.cohorts(cfg):
@@ -421,6 +476,9 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
                       for s, v in hti.items()},
         },
         "spatial": spatial_truth,
+        # gene_sets.gmt: planted pathways (a compartment's predictable genes) and null sets
+        "gene_sets": {x["name"]: {k: x[k] for k in ("kind", "driver", "genes")} for x in gene_sets},
+        "ki67": "clinical ki67 = 100 * logistic(-2.2 + 4 * patient tumour share + N(0, 0.4))",
         "samples": {s: {"patient": t.patient, "cohort": t.cohort, "mpp": t.mpp,
                         "mixing_um": t.mixing_um, "pen": bool(t.pen.any()), "blur": bool(t.blur.any()),
                         "fractions": dict(zip(COMPARTMENTS, t.fractions.tolist()))} for s, t in truths.items()},
@@ -431,7 +489,8 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
         "site_stain": {c: list(design.site_stain(cfg, c)) for c in design.cohorts(cfg)},
     }
     return {"expression": expression_tables, "clinical": clinical_out, "rois": roi_table,
-            "probe_counts": probe_table, "ki67": ki67, "truth": _round(truth)}
+            "probe_counts": probe_table, "ki67": ki67, "gene_sets": gene_sets_gmt(gene_sets),
+            "truth": _round(truth)}
 
 
 def write_tables(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path], out_dir: str | Path,
@@ -452,6 +511,15 @@ def write_tables(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path],
         write_tsv(tables[name], written[name])
     for path in list(written.values()):
         write_sidecar(path, code_version_value, params, truth_paths)
+    from .annotations import annotated_samples, write_annotation
+
+    by_sample = {Path(path).stem: path for path in truth_paths}
+    for n, sample in enumerate(annotated_samples(cfg)):  # QuPath-style region annotations
+        written[f"annotation_{sample}"] = out / "annotations" / f"{sample}.geojson"
+        write_annotation(by_sample[sample], written[f"annotation_{sample}"], as_list=bool(n % 2))
+    written["gene_sets"] = out / "gene_sets.gmt"
+    atomic_write_text(written["gene_sets"], tables["gene_sets"])
+    write_sidecar(written["gene_sets"], code_version_value, params, truth_paths)
     written["truth"] = out / "truth.json"
     atomic_write_text(written["truth"], json.dumps(tables["truth"], sort_keys=True, indent=1) + "\n")
     log.info("demo tables: %d patients, %d genes, %d ROIs -> %s", len(tables["clinical"]),

@@ -92,7 +92,7 @@ CLINICAL_BINARY = {"er", "pr", "her2"}
 # The pipeline's clinical column names (docs/data_contracts.md, 'Clinical table') and the
 # coding a stage needs, for the checks of config key clinical_mapping. Columns named in
 # the statistics and survival settings (markers, covariates) may be mapped too.
-CLINICAL_COLUMNS = ("patient", "age", "er", "pr", "her2", "pam50", "tp53", "grade", "tumour_size_mm",
+CLINICAL_COLUMNS = ("patient", "age", "er", "pr", "her2", "pam50", "tp53", "histology", "grade", "tumour_size_mm",
                     "nodes_positive", "survival_time", "survival_event")
 _POSITIVE_NEGATIVE = ("positive", "negative")
 # column -> (description of the coding, test of one mapped value)
@@ -124,13 +124,15 @@ def _shown(values, limit: int = 6) -> str:
 
 def clinical_column_names(config: Mapping | None = None) -> list[str]:
     """The pipeline column names config key clinical_mapping may map: the fixed ones and
-    those the statistics and survival settings name (markers' columns, covariates)."""
+    those the statistics and survival settings name (markers' columns, covariates, the Ki67 column)."""
     names = set(CLINICAL_COLUMNS)
     if config:
         statistics, surv = config.get("statistics") or {}, config.get("survival") or {}
         names |= {c for c in (statistics.get("markers") or {}).values() if c != "proliferation"}
         names |= set((statistics.get("er_models") or {}).get("covariates") or [])
         names |= set(surv.get("covariates") or [])
+        if statistics.get("ki67_column"):
+            names.add(statistics["ki67_column"])
     return sorted(names)
 
 

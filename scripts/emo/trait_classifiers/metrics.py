@@ -8,35 +8,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..classifiers.metrics import delong_auc  # the pipeline's one DeLong AUC (emo.classifiers)
 from .splits import TEST
-
-
-def delong_auc(y: np.ndarray, score: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
-    """AUC with DeLong's variance (fast mid-rank form, Sun & Xu 2014).
-
-    Returns (auc, variance, ci_lower, ci_upper); the CI is auc +- z * sqrt(variance)
-    clipped to [0, 1] (as pROC). NaN where a class is missing; NaN CI with < 2 per class.
-    """
-    y = np.asarray(y).astype(bool)
-    score = np.asarray(score, dtype=np.float64)
-    pos, neg = score[y], score[~y]
-    m, n = len(pos), len(neg)
-    if m == 0 or n == 0:
-        return (math.nan,) * 4
-    ranks_all = stats.rankdata(np.concatenate([pos, neg]))
-    ranks_pos = stats.rankdata(pos)
-    ranks_neg = stats.rankdata(neg)
-    v10 = (ranks_all[:m] - ranks_pos) / n          # per positive: P(neg < pos) + 0.5 P(tie)
-    v01 = 1.0 - (ranks_all[m:] - ranks_neg) / m    # per negative
-    auc = float(v10.mean())
-    if m < 2 or n < 2:
-        return auc, math.nan, math.nan, math.nan
-    variance = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    half = z * math.sqrt(max(variance, 0.0))
-    return auc, variance, max(0.0, auc - half), min(1.0, auc + half)
 
 
 def select_ensemble(validation_metric: Sequence, size: int) -> list[int]:

@@ -9,7 +9,7 @@ without Snakemake.
 Checks that need only the config and the sheet run here too, so a bad config fails
 before any job starts, with the key at fault named. Checks of one stage's settings run
 when that stage's rule file reads them (``PLAN.gene_chunks``, ``PLAN.heterogeneity_traits``,
-``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``), so a workflow built from some of the stage files
+``PLAN.check_statistics_clinical()``, ``PLAN.check_survival_clinical()``, ``PLAN.check_clinical_classifiers()``), so a workflow built from some of the stage files
 (a user's own Snakefile, the stage tests) checks only the stages it holds.
 """
 
@@ -101,11 +101,47 @@ class Plan:
         _check_survival_clinical(self.config)
 
     @cached_property
+    def clinical_classifiers_run(self) -> bool:
+        """The clinical-classifier stage runs: enabled, config key clinical set (the table is
+        optional; without it there is nothing to classify) and, with ``labels: null``, an
+        existing table holding at least one label column (a table of survival columns only
+        gives no classifier; a listed label's absent column is refused instead)."""
+        return _clinical_classifiers_run(self.config)
+
+    def check_clinical_classifiers(self) -> None:
+        """Configured labels are known and an existing clinical table has their columns
+        (emo.classifiers.clinical)."""
+        _check_clinical_classifiers(self.config)
+
+    @cached_property
+    def ki67_column(self) -> str | None:
+        """Config statistics.ki67_column (None: the Ki67 rule is off), checked against an
+        existing clinical table (a table the run generates is checked by the job)."""
+        return _ki67_column(self.config)
+
+    @cached_property
     def clinical_mapping_params(self) -> dict:
         """Params of the rules that read the clinical table: ``{"clinical_mapping": ...}``,
         or {} without a mapping (so the rules' params, and their outputs, stay as they were)."""
         mapping = _clinical_mapping(self.config)
         return {"clinical_mapping": mapping} if mapping["columns"] or mapping["values"] else {}
+
+    # ---------------------------------------------------------------- tumour regions
+    @cached_property
+    def tumour_annotations(self) -> dict[str, str]:
+        """{sample: annotation file} of the slides the tumour classifier trains on ({} when
+        the stage is disabled), checked (docs/tumour_regions.md)."""
+        return _tumour_annotations(self.config, self.sample_names, self.demo)
+
+    @cached_property
+    def tumour_selection(self) -> bool:
+        """gene_models.tile_selection: tumour (checked: needs the tumour-regions stage)."""
+        return _tumour_option(self.config, ("gene_models", "tile_selection"), "tumour")
+
+    @cached_property
+    def tumour_patient_slides(self) -> bool:
+        """predictions.patient_slides: largest_tumour (checked likewise)."""
+        return _tumour_option(self.config, ("predictions", "patient_slides"), "largest_tumour")
 
     # ---------------------------------------------------------------- features
     def feature_weights(self, encoder: str) -> list[str]:
@@ -245,6 +281,41 @@ def _heterogeneity_traits(config: Mapping) -> list[str]:
     return traits
 
 
+def _tumour_annotations(config: Mapping, sample_names: list[str], demo: Mapping) -> dict[str, str]:
+    """Annotated slides: the {sample}.geojson files of tumour_regions.annotations; with
+    annotations null and the demo enabled, the demo's (written by demo_tables)."""
+    section = config["tumour_regions"]
+    if not section["enabled"]:
+        return {}
+    from ..tumour_regions import geojson, settings
+
+    settings(section)  # tumour_classes within classes
+    folder = section["annotations"]
+    if folder is None:
+        if not demo:
+            raise ConfigError("config key 'tumour_regions.annotations' is null; give the folder of the "
+                              "{sample}.geojson region annotations (QuPath export) or set tumour_regions.enabled: false")
+        from ..demo.annotations import annotated_samples
+
+        folder = f"{demo['out_dir']}/annotations"
+        samples = annotated_samples(demo)
+    else:
+        samples = geojson.annotated_samples(folder, sample_names)
+    if not samples:
+        raise ConfigError(f"config key 'tumour_regions.annotations': no {{sample}}.geojson file in {folder}; the "
+                          "tumour classifier needs annotated slides")
+    return {s: f"{folder}/{s}.geojson" for s in samples}
+
+
+def _tumour_option(config: Mapping, key: tuple[str, str], value: str) -> bool:
+    on = config[key[0]][key[1]] == value
+    if on and not config["tumour_regions"]["enabled"]:
+        raise ConfigError(f"config key '{key[0]}.{key[1]}' is {value!r}, which needs the tumour-region classifier; "
+                          "set tumour_regions.enabled: true (with tumour_regions.annotations) or "
+                          f"{key[0]}.{key[1]}: all")
+    return on
+
+
 def _check_stain(config: Mapping) -> None:
     stain = config["stain_normalisation"]
     if stain["method"] == "macenko" and not Path(stain["reference"]).is_file():
@@ -329,6 +400,25 @@ def _check_clinical(config: Mapping) -> None:
     check_clinical_columns(read_clinical(path, _clinical_mapping(config)).columns, sorted(needed), path)
 
 
+def _ki67_column(config: Mapping) -> str | None:
+    column = config["statistics"]["ki67_column"]
+    if column is None:
+        return None
+    path = config.get("clinical")
+    if not path:
+        raise ConfigError(f"config key 'statistics.ki67_column' is {column!r} but no clinical table is configured "
+                          "(config key 'clinical'); set one or set statistics.ki67_column: null")
+    if Path(path).is_file():
+        from ..stats.inputs import read_clinical
+
+        columns = read_clinical(path, _clinical_mapping(config)).columns
+        if column not in columns:
+            raise ConfigError(f"config key 'statistics.ki67_column' is {column!r} but the clinical table {path} "
+                              f"has no such column (columns: {', '.join(map(str, columns))}); add the IHC Ki67 "
+                              "column, map it with clinical_mapping, or set statistics.ki67_column: null")
+    return column
+
+
 def _check_survival_clinical(config: Mapping) -> None:
     """An existing clinical table is fit for the survival analysis when it will run. A
     table the run generates (the demo's) is checked by the survival job itself."""
@@ -344,6 +434,38 @@ def _check_survival_clinical(config: Mapping) -> None:
                            f"clinical table {path} (config key 'clinical')")
 
 
+def _clinical_classifiers_run(config: Mapping) -> bool:
+    cfg = config["clinical_classifiers"]
+    path = config.get("clinical")
+    if not (cfg["enabled"] and path):
+        return False
+    if cfg["labels"] is not None or not Path(path).is_file():
+        return True
+    from ..classifiers.clinical import LABELS, label_classes
+    from ..stats.inputs import read_clinical
+
+    columns = set(read_clinical(path, _clinical_mapping(config)).columns)
+    return any(label_classes(label, cfg)[0] in columns for label in LABELS)
+
+
+def _check_clinical_classifiers(config: Mapping) -> None:
+    """An existing clinical table holds the configured labels' columns (the stage runs
+    when config key clinical is set). A table the run generates (the demo's) is checked
+    by the job."""
+    from ..classifiers.clinical import label_classes, resolve_labels
+
+    cfg = config["clinical_classifiers"]
+    for label in cfg["labels"] or []:
+        label_classes(label, cfg)
+    path = config.get("clinical")
+    if not (_clinical_classifiers_run(config) and Path(path).is_file()):
+        return
+    from ..stats.inputs import read_clinical
+
+    resolve_labels(cfg, read_clinical(path, _clinical_mapping(config)).columns,
+                   f"clinical table {path} (config key 'clinical')")
+
+
 def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     """The plan of one workflow run. ``config`` is validated and completed with the
     schema's defaults; ``sheet`` (default: read ``config['samples']``) is validated."""
@@ -356,7 +478,8 @@ def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
     sample_names = sorted(sheet.index)
     cohort_roles = {name: c["role"] for name, c in config["cohorts"].items()}
     seed = int(config["splits"]["seed"])
-    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"])
+    patient_splits = assign_splits(sheet, cohort_roles, seed, config["splits"]["proportions"],
+                                   by=config["splits"]["by"], site_source=config["splits"]["site_source"])
     model_samples = samples_in_splits(sheet, patient_splits, ("train", "tune"))
     model_set = set(model_samples)
     batches = slide_batches(sample_names, int(config["slide_batches"]),
