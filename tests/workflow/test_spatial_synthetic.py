@@ -190,6 +190,7 @@ def test_snakemake_spatial_rules(tmp_path):
     assert bad.returncode != 0
     sample, roi = rois.loc[0, "sample"], rois.loc[0, "roi"]
     assert f"slide '{sample}', ROI '{roi}'" in bad.stdout + bad.stderr
+    assert "config key 'spatial.rois'" in bad.stdout + bad.stderr          # found when the DAG is built
     # genes named in the spatial config but not predicted per tile: error when the DAG is built
     config["predictions"] = {"tile_genes": ["CD8A", "KRT18"]}
     (wd / "config.yaml").write_text(yaml.safe_dump(config))

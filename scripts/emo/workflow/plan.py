@@ -368,8 +368,6 @@ def _check_spatial(config: Mapping, sample_names: list[str], sheet: pd.DataFrame
     if Path(spatial["rois"]).is_file():
         rois = load_rois(spatial["rois"])
         check_spatial_samples(rois["sample"], sample_names, config["samples"], f"ROI table {spatial['rois']}")
-        if sheet is not None and not config["demo"]["enabled"]:  # demo slides are made by its rules
-            check_rois_inside_slides(rois, sheet, f"ROI table {spatial['rois']} (config key 'spatial.rois')")
     tile_genes = config["predictions"]["tile_genes"]
     if isinstance(tile_genes, list):
         missing = [g for g in required_genes(spatial) if g not in tile_genes]
@@ -378,6 +376,10 @@ def _check_spatial(config: Mapping, sample_names: list[str], sheet: pd.DataFrame
                 f"config key 'predictions.tile_genes' lacks {', '.join(missing)}, needed by "
                 "'spatial.multi_gene_probes' / 'spatial.probe_gene_map' / 'spatial.proliferation_genes' (with "
                 "'spatial.ki67'); add them to predictions.tile_genes or set it to 'all'")
+    # last: it opens the ROI slides (the checks above need no file)
+    if Path(spatial["rois"]).is_file() and sheet is not None and not config["demo"]["enabled"]:
+        check_rois_inside_slides(load_rois(spatial["rois"]), sheet,
+                                 f"ROI table {spatial['rois']} (config key 'spatial.rois')")
 
 
 def _clinical_mapping(config: Mapping) -> dict:
