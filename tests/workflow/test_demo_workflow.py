@@ -73,9 +73,10 @@ def test_text_survival_event_fails_at_dag_build(tmp_path):
 def test_clinical_mapping_at_dag_build(tmp_path):
     """A clinical table in its own names and codings is accepted at DAG build through config key
     clinical_mapping; a mapping naming one table column twice is refused before any job."""
-    config = _workspace_with_clinical(tmp_path, "patient\tos_time\tos_event\tpam50\ter_status\tpr\ther2\n"
-                                      "P1\t10\tdead\tLumA\tPositive\tpositive\tnegative\n"
-                                      "P2\t20\talive\tBasal\tNegative\tnegative\tnegative\n")
+    # ki67: the demo config's statistics.ki67_column, which an existing table must have
+    config = _workspace_with_clinical(tmp_path, "patient\tos_time\tos_event\tpam50\ter_status\tpr\ther2\tki67\n"
+                                      "P1\t10\tdead\tLumA\tPositive\tpositive\tnegative\t12.5\n"
+                                      "P2\t20\talive\tBasal\tNegative\tnegative\tnegative\t40\n")
     data = yaml.safe_load(config.read_text())
     data["clinical_mapping"] = {
         "columns": {"survival_time": "os_time", "survival_event": "os_event", "er": "er_status"},
