@@ -162,6 +162,32 @@ def test_models_beside_baselines_by_stratum_and_compartment(demo_dir, capsys):
     assert by_driver.loc["fat", "sensitivity"] >= others["sensitivity"].mean() - 0.15
 
 
+def test_slide_models_beside_heads_and_baselines(demo_dir, capsys):
+    """Issue acceptance (slide models): HE2RNA and attention MIL recover the planted genes on
+    the same validation patients as the heads and both baselines; the one comparison table
+    (every model, same patients) and its figure are produced, and printed here."""
+    from demo_recovery import MODELS, planted_and_validated, recovery_by, report_lines, slide_model_tables
+
+    genes, tables = planted_and_validated(demo_dir, "data/demo", ENCODER)
+    slide = slide_model_tables(demo_dir, ENCODER, genes.index)
+    summaries = {model: recovery_by(genes, table, "stratum") for model, table in slide.items()}
+    folder = demo_dir / "results/statistics" / ENCODER / "models"
+    comparison = pd.read_csv(folder / "comparison.tsv", sep="\t")
+    shown = [c for c in comparison.columns if c in ("model", "validation_n_bh_below_0.05", "validation_median_spearman",
+                                                     "validation_mean_spearman", "n_selected", "test_replication_rate",
+                                                     "external_replication_rate")]
+    _report(capsys, ["slide models by effect-size stratum:", *report_lines(summaries),
+                     "model comparison (same validation/test/external patients):",
+                     *comparison[shown].to_string(index=False, float_format="%.3f").splitlines()])
+    assert sorted(slide) == ["attention_mil", "he2rna"]
+    assert list(comparison["model"]) == [*MODELS, "he2rna", "attention_mil"]
+    assert (folder / "spearman_pairs.png").stat().st_size > 10_000
+    for model, summary in summaries.items():
+        assert (slide[model]["n"] == tables["emo"]["n"]).all(), model     # the heads' patients
+        assert summary.loc["strong", "sensitivity"] >= 0.5, model
+        assert summary.loc["null", "sensitivity"] <= 0.05, model
+
+
 def test_clinical_classifiers_patient_auc_with_ci(demo_dir, capsys):
     """Every clinical label's patient-level AUC (PAM50: one-vs-rest per class, top-1 / top-2
     accuracy) with its 95 % CI on the held-out patients, printed; each binary AUC
