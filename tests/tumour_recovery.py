@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from emo import gene_models, io
-from emo.demo.annotations import tile_tumour_fraction
+from emo.demo.annotations import tile_compartment_fraction, tile_tumour_fraction
 from emo.stores.expression import read_expression_frame, read_expression_store
 from emo.stores.features import read_feature_store
 from emo.stores.tumour_regions import read_classifier_store, read_tumour_tiles
@@ -50,6 +50,44 @@ def tile_auc(workdir: Path, demo_out: str, encoder: str) -> dict[str, float]:
         out[name] = float(roc_auc_score(y, p))
         out[f"{name}_tiles"] = int(len(y))
         out[f"{name}_tumour_tiles"] = int(y.sum())
+    return out
+
+
+def class_tile_auc(workdir: Path, demo_out: str, encoder: str) -> dict[str, tuple[float, int, int]]:
+    """Per tissue class of the composition classifier: one-vs-rest tile AUC (sklearn) of its
+    predicted class probability against "the planted compartment holds at least half of the
+    tile's tissue", pooled over the slides the classifier did not train on.
+    Returns {compartment: (auc, tiles, positive tiles)}."""
+    import json as _json
+
+    from emo.demo.annotations import QUPATH_CLASSES
+
+    store = workdir / f"results/tumour_regions/{encoder}/tiles.h5"
+    tiles = read_tumour_tiles(store)
+    annotated = set(read_classifier_store(workdir / f"results/tumour_regions/{encoder}/classifier.h5").samples)
+    classes = _json.loads(tiles.attrs["composition_classes"]) if isinstance(tiles.attrs.get("composition_classes"),
+                                                                           str) else list(tiles.attrs["composition_classes"])
+    by_name = {name: compartment for compartment, name in QUPATH_CLASSES.items()}
+    pooled: dict[str, tuple[list, list]] = {}
+    for sample, slide in tiles.slides.items():
+        if sample in annotated or slide.composition is None:
+            continue
+        with np.load(workdir / demo_out / "truth" / f"{sample}.npz", allow_pickle=False) as data:
+            truth = {k: data[k] for k in data.files}
+        for k, name in enumerate(classes):
+            compartment = by_name.get(name)
+            if compartment is None:
+                continue
+            share = tile_compartment_fraction(truth, slide.coords, slide.patch_size_level0, compartment)
+            keep = np.isfinite(share)
+            y, p = pooled.setdefault(compartment, ([], []))
+            y.append(share[keep] >= 0.5)
+            p.append(slide.composition[keep, k])
+    out = {}
+    for compartment, (y, p) in pooled.items():
+        y, p = np.concatenate(y), np.concatenate(p)
+        if 0 < y.sum() < len(y):
+            out[compartment] = (float(roc_auc_score(y, p)), int(len(y)), int(y.sum()))
     return out
 
 

@@ -286,6 +286,13 @@ def test_demo_annotations_reproduce_the_planted_tumour_map(tmp_path):
     share = tile_tumour_fraction(truth, np.array([[10 * 16, 10 * 16]]), 10 * 16)
     assert share[0] == pytest.approx(91 / 100)  # the block minus its 3 x 3 hole
     assert np.isnan(tile_tumour_fraction(truth, np.array([[0, 0]]), 3 * 16)[0])  # glass only
+    from emo.demo.annotations import tile_compartment_fraction
+    from emo.demo.design import COMPARTMENTS
+
+    assert tile_compartment_fraction(truth, np.array([[10 * 16, 10 * 16]]), 10 * 16, "stroma")[0] == pytest.approx(0.09)
+    coords = np.array([[4 * 16, 3 * 16], [20 * 16, 5 * 16]])  # tissue tiles: the compartments' shares sum to 1
+    total = sum(tile_compartment_fraction(truth, coords, 6 * 16, c) for c in COMPARTMENTS)
+    np.testing.assert_allclose(total, 1.0)
 
 
 def test_tumour_options_need_the_stage():

@@ -238,7 +238,7 @@ def test_tumour_regions_auc_and_tumour_only_heads(demo_dir, capsys):
     import yaml
 
     from emo import settings
-    from tumour_recovery import composition_recovery, selection_comparison, tile_auc
+    from tumour_recovery import class_tile_auc, composition_recovery, selection_comparison, tile_auc
 
     torch.set_num_threads(1)
     config = settings.load(yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text()))
@@ -247,6 +247,7 @@ def test_tumour_regions_auc_and_tumour_only_heads(demo_dir, capsys):
                                  config["tumour_regions"]["threshold"])
     summary = table.groupby("group")[["rho_all", "rho_tumour"]].mean()
     composition = composition_recovery(demo_dir, "data/demo", ENCODER).set_index("compartment")
+    class_auc = class_tile_auc(demo_dir, "data/demo", ENCODER)
     _report(capsys, [
         f"tumour/normal tile AUC vs planted truth: held-out slides {auc['heldout']:.3f} "
         f"({auc['heldout_tiles']} tiles, {auc['heldout_tumour_tiles']} tumour), annotated slides "
@@ -255,11 +256,14 @@ def test_tumour_regions_auc_and_tumour_only_heads(demo_dir, capsys):
         "patients): all tiles | tumour tiles only",
         *[f"  {group:24s} n={int((table['group'] == group).sum()):2d}  {row.rho_all:+.3f} | {row.rho_tumour:+.3f}"
           for group, row in summary.iterrows()],
+        "tissue-class tile AUC (one vs rest; planted class >= half the tile's tissue), held-out slides: "
+        + ", ".join(f"{c} {a:.3f} ({n} tiles, {k} positive)" for c, (a, n, k) in class_auc.items()),
         f"tissue composition, held-out slides: Spearman rho of predicted vs planted fraction ("
         f"{int(composition['n_slides'].iloc[0])} slides): "
         + ", ".join(f"{c} {r:+.2f}" for c, r in composition["rho"].items()),
     ])
     assert auc["heldout"] >= 0.9
+    assert len(class_auc) >= 3 and all(a >= 0.7 for a, _, _ in class_auc.values()), class_auc
     assert (composition["rho"] >= 0.5).all()
     assert summary.loc["tumour_cell", "rho_tumour"] > summary.loc["tumour_cell", "rho_all"]
     assert summary.loc["morphology_other", "rho_all"] > summary.loc["morphology_other", "rho_tumour"]

@@ -85,11 +85,17 @@ def write_annotation(truth_path: str | Path, out_path: str | Path, as_list: bool
 def tile_tumour_fraction(truth: Mapping[str, np.ndarray], coords: np.ndarray, tile_size: float) -> np.ndarray:
     """Planted tumour share of the tissue of each tile (top-left ``coords``, side
     ``tile_size`` level-0 px), from the truth grid; NaN for a tile without tissue cells."""
+    return tile_compartment_fraction(truth, coords, tile_size, "tumour")
+
+
+def tile_compartment_fraction(truth: Mapping[str, np.ndarray], coords: np.ndarray, tile_size: float,
+                              compartment: str) -> np.ndarray:
+    """Planted share of ``compartment`` in the tissue of each tile (as tile_tumour_fraction)."""
     labels = np.asarray(truth["labels"])
     cell_px = float(truth["um_per_px"]) / float(truth["mpp"])
     tumour = np.zeros((labels.shape[0] + 1, labels.shape[1] + 1))
     tissue = np.zeros_like(tumour)
-    tumour[1:, 1:] = (labels == LABELS["tumour"]).cumsum(0).cumsum(1)
+    tumour[1:, 1:] = (labels == LABELS[compartment]).cumsum(0).cumsum(1)
     tissue[1:, 1:] = (labels > 0).cumsum(0).cumsum(1)
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     x0 = np.clip(np.round(coords[:, 0] / cell_px).astype(int), 0, labels.shape[1])
