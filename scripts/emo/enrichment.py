@@ -359,5 +359,6 @@ def run_enrichment(validation_path: str | Path, gmt_paths: Sequence[str | Path],
         write_tsv(frame, outputs[key], float_format="%.6g")
         write_sidecar(outputs[key], code_version, params, inputs)
     write_tsv(curves, outputs["curves"], float_format="%.6g")
+    write_sidecar(outputs["curves"], code_version, params, inputs)   # every table carries its provenance
     enrichment_figures.enrichment_figure(gsea, curves, ranked, int(cfg["top_n"]), cfg["ranking"], outputs["figure"])
     return {"gsea": gsea, "ora": ora, "agreement": agree, "curves": curves}
