@@ -15,7 +15,8 @@ from emo.errors import ConfigError
 from emo.slide_models import bags as bg
 from emo.slide_models.folds import patient_folds
 from emo.slide_models.nets import HE2RNA, GatedAttentionMIL, topk_mean
-from emo.slide_models.pearson import holm_sidak_adjust, pearson_table
+from emo.slide_models.pearson import pearson_table
+from emo.stats.core import holm_sidak_adjust
 from emo.slide_models.run import SlideInput, predict_slide_model, train_folds, train_slide_model
 from emo.stats.core import bh_adjust
 from slide_models_fixtures import synthetic_slides, write_expression

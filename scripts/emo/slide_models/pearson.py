@@ -8,28 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..stats.core import bh_adjust
+from ..stats.core import bh_adjust, holm_sidak_adjust
 
 PEARSON_COLUMNS = ["set", "gene", "n", "pearson_r", "pearson_p", "padj_holm_sidak", "padj_bh"]
-
-
-def holm_sidak_adjust(p: np.ndarray) -> np.ndarray:
-    """Holm-Šidák step-down adjusted p-values over the non-NaN entries (NaN kept):
-    p_(i) -> max_{j<=i} 1 - (1 - p_(j))^(m - j + 1)."""
-    p = np.asarray(p, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    values = p[ok]
-    order = np.argsort(values, kind="mergesort")
-    step = -np.expm1((m - np.arange(m)) * np.log1p(-values[order]))  # 1 - (1 - p)^(m-j+1), accurately
-    adjusted = np.minimum(np.maximum.accumulate(step), 1.0)
-    result = np.empty(m)
-    result[order] = adjusted
-    out[ok] = result
-    return out
 
 
 def pearson_columns(measured: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

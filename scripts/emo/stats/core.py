@@ -70,8 +70,9 @@ def r2_score_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.where((n < 2) | (ss_tot == 0), np.nan, r2)
 
 
-def bh_adjust(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values over the non-NaN entries (NaN kept)."""
+def _step_adjust(p: np.ndarray, adjust_sorted) -> np.ndarray:
+    """A step-wise adjustment over the non-NaN entries of ``p`` (NaN kept):
+    ``adjust_sorted(ascending p values, m)`` gives the adjusted values in that order."""
     p = np.asarray(p, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
@@ -80,12 +81,29 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
         return out
     values = p[ok]
     order = np.argsort(values, kind="mergesort")
-    ranked = values[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
     result = np.empty(m)
-    result[order] = np.minimum(adjusted, 1.0)
+    result[order] = adjust_sorted(values[order], m)
     out[ok] = result
     return out
+
+
+def bh_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values over the non-NaN entries (NaN kept)."""
+    def step_up(sorted_p, m):
+        ranked = sorted_p * m / np.arange(1, m + 1)
+        return np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+
+    return _step_adjust(p, step_up)
+
+
+def holm_sidak_adjust(p: np.ndarray) -> np.ndarray:
+    """Holm-Šidák step-down adjusted p-values over the non-NaN entries (NaN kept):
+    p_(i) -> max_{j<=i} 1 - (1 - p_(j))^(m - j + 1)."""
+    def step_down(sorted_p, m):
+        step = -np.expm1((m - np.arange(m)) * np.log1p(-sorted_p))  # 1 - (1 - p)^(m-j+1), accurately
+        return np.minimum(np.maximum.accumulate(step), 1.0)
+
+    return _step_adjust(p, step_down)
 
 
 def bonferroni_adjust(p: np.ndarray) -> np.ndarray:
