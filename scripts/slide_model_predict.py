@@ -1,20 +1,14 @@
 """Entry script of rule slide_model_predict (library: emo.slide_models.run.predict_slide_model)."""
 
-import torch
-
 import emo.smk
-from emo.slide_models.run import PREDICT_OUTPUTS, SlideInput, predict_slide_model
-from emo.slide_models.training import resolve_device
+from emo.slide_models.run import PREDICT_OUTPUTS, job_setup, predict_slide_model
 
 snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:
     p, i, o = snakemake.params, snakemake.input, snakemake.output
-    torch.set_num_threads(max(1, snakemake.threads))
     name = snakemake.wildcards.model
-    settings = dict(p.settings)
-    device = resolve_device(settings["device"])
+    settings, device, slides = job_setup(p.settings, snakemake.threads, p.samples, p.patients, i.features)
     log.info("predicting with slide model %s on %s (%d threads)", name, device, snakemake.threads)
-    slides = [SlideInput(s, patient, path) for s, patient, path in zip(p.samples, p.patients, i.features)]
     predict_slide_model(name, settings, slides, i.model, i.prepared, i.splits,
                         {key: o[key] for key in PREDICT_OUTPUTS}, p.code_version, device)

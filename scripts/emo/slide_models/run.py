@@ -33,6 +33,21 @@ class SlideInput:
     features: str          # feature store path
 
 
+def job_setup(settings: Mapping, threads: int, samples: Sequence[str], patients: Sequence[str],
+              features: Sequence[str]) -> tuple[dict, str, list[SlideInput]]:
+    """What a slide-model job (training or prediction) starts with: torch's thread count,
+    the device resolved from ``settings["device"]``, and its slides. Returns (settings as a
+    dict, device, slides)."""
+    import torch
+
+    from .training import resolve_device
+
+    torch.set_num_threads(max(1, int(threads)))
+    settings = dict(settings)
+    slides = [SlideInput(s, patient, path) for s, patient, path in zip(samples, patients, features)]
+    return settings, resolve_device(settings["device"]), slides
+
+
 def _read(path: str) -> tuple[np.ndarray, np.ndarray, dict]:
     from ..stores.features import read_feature_store
 

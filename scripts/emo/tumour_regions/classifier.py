@@ -114,20 +114,30 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y[keep], score[keep]))
 
 
+def _checked(features: np.ndarray, dim: int, what: str, fix: str) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != dim:
+        raise InputTableError(f"features of shape {features.shape} do not match the {what}'s {dim} dimensions; {fix}")
+    return features
+
+
+def _logit_blocks(model: Mapping, features: np.ndarray, coef: np.ndarray, block: int):
+    """(start, logits) of consecutive row blocks of the standardised ``features`` (checked
+    to be (N, D)) times ``coef`` (D,) or (D, K), plus the model's intercept."""
+    mean = np.asarray(model["feature_mean"], dtype=np.float64)
+    sd = np.asarray(model["feature_sd"], dtype=np.float64)
+    for start in range(0, features.shape[0], block):
+        yield start, ((features[start:start + block].astype(np.float64) - mean) / sd) @ coef + model["intercept"]
+
+
 def probability(model: Mapping, features: np.ndarray, block: int = 16384) -> np.ndarray:
     """(N, D) raw tile features -> (N,) tumour probability (float32), blockwise."""
     coef = np.asarray(model["coef"], dtype=np.float64)
-    mean = np.asarray(model["feature_mean"], dtype=np.float64)
-    sd = np.asarray(model["feature_sd"], dtype=np.float64)
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[1] != coef.shape[0]:
-        raise InputTableError(f"features of shape {features.shape} do not match the tumour classifier's "
-                              f"{coef.shape[0]} dimensions; the classifier and the features must come from the "
-                              "same encoder (rerun tumour_classifier)")
+    features = _checked(features, coef.shape[0], "tumour classifier",
+                        "the classifier and the features must come from the same encoder (rerun tumour_classifier)")
     out = np.empty(features.shape[0], dtype=np.float32)
-    for start in range(0, features.shape[0], block):
-        logit = ((features[start:start + block].astype(np.float64) - mean) / sd) @ coef + float(model["intercept"])
-        out[start:start + block] = 1.0 / (1.0 + np.exp(-logit))
+    for start, logit in _logit_blocks(model, features, coef, block):
+        out[start:start + len(logit)] = 1.0 / (1.0 + np.exp(-logit))
     return out
 
 
@@ -162,19 +172,14 @@ def fit_composition(slides: Mapping[str, tuple[np.ndarray, np.ndarray]], classes
 
 def composition_probabilities(model: Mapping, features: np.ndarray, block: int = 16384) -> np.ndarray:
     """(N, D) raw features -> (N, K) class probabilities (softmax; float32)."""
-    coef = np.asarray(model["coef"], dtype=np.float64)
-    mean = np.asarray(model["feature_mean"], dtype=np.float64)
-    sd = np.asarray(model["feature_sd"], dtype=np.float64)
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[1] != coef.shape[1]:
-        raise InputTableError(f"features of shape {features.shape} do not match the composition classifier's "
-                              f"{coef.shape[1]} dimensions; rerun tumour_classifier on this encoder's features")
+    coef = np.asarray(model["coef"], dtype=np.float64)   # (K, D)
+    features = _checked(features, coef.shape[1], "composition classifier",
+                        "rerun tumour_classifier on this encoder's features")
     out = np.empty((features.shape[0], coef.shape[0]), dtype=np.float32)
-    for start in range(0, features.shape[0], block):
-        logits = ((features[start:start + block].astype(np.float64) - mean) / sd) @ coef.T + model["intercept"]
+    for start, logits in _logit_blocks(model, features, coef.T, block):
         logits -= logits.max(1, keepdims=True)
         p = np.exp(logits)
-        out[start:start + block] = p / p.sum(1, keepdims=True)
+        out[start:start + len(logits)] = p / p.sum(1, keepdims=True)
     return out
 
 
