@@ -43,18 +43,24 @@ def _no_label(path) -> None:
         _save(fig, path)
 
 
+def _panels(n: int, width: float, height: float):
+    """A grid of at most three columns for ``n`` panels (at least one); unused axes hidden."""
+    n = max(1, n)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def roc_figure(patients: pd.DataFrame, metrics: pd.DataFrame, labels: list[str], classes: dict, path) -> None:
     """One panel per label: patient-level ROC of each evaluation set (binary) or of each
     class vs the rest on the pooled held-out set (multi-class)."""
     if not labels:
         return _no_label(path)
     with plt.rc_context(STYLE):
-        n = max(1, len(labels))
-        cols = min(3, n)
-        rows = int(np.ceil(n / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-        for ax in axes.ravel()[n:]:
-            ax.axis("off")
+        fig, axes = _panels(len(labels), 3.2, 3.0)
         for ax, label in zip(axes.ravel(), labels):
             names = classes[label]
             table = patients[(patients["label"] == label) & (patients["truth"] != "")]
@@ -94,12 +100,7 @@ def confusion_figure(confusion: pd.DataFrame, labels: list[str], classes: dict, 
     """Patient-level confusion matrices (rows truth, columns predicted = the most probable
     class) of each label on the pooled held-out set."""
     with plt.rc_context(STYLE):
-        n = max(1, len(labels))
-        cols = min(3, n)
-        rows = int(np.ceil(n / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.8 * rows), squeeze=False)
-        for ax in axes.ravel()[n:]:
-            ax.axis("off")
+        fig, axes = _panels(len(labels), 3.0, 2.8)
         for ax, label in zip(axes.ravel(), labels):
             names = classes[label]
             table = confusion[(confusion["label"] == label) & (confusion["set"] == "heldout")]
