@@ -156,7 +156,8 @@ def check_survival_columns(clinical: pd.DataFrame, where: str = "clinical table"
 
 def analysis_set(hti_table: pd.DataFrame, clinical: pd.DataFrame, hti_column: str) -> pd.DataFrame:
     """Eligible slides (never used to train or validate any trait's classifiers), one per
-    patient, joined with the clinical table; rows without survival data are dropped."""
+    patient, joined with the clinical table; rows without survival data are dropped. The
+    measure is returned in column ``hti`` whatever its source column."""
     check_survival_columns(clinical)
     if hti_column not in hti_table.columns:
         raise InputTableError(f"HTI table has no column {hti_column!r}; set survival.hti to 'hti' or 'hti_continuous'")
@@ -192,7 +193,8 @@ def group_hazard_ratio(grouped: pd.DataFrame, level: float) -> dict | None:
             "p": float(row["p"]), "level": level}
 
 
-def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str, hazard: dict | None = None) -> None:
+def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str, hazard: dict | None = None,
+            measure: str = "HTI") -> None:
     """Kaplan-Meier curves with CI bands, censoring ticks, numbers at risk under the axis
     and, when given, the high-vs-low hazard ratio with its CI."""
     import matplotlib
@@ -211,7 +213,7 @@ def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str, h
         lo = np.concatenate([[1.0], curve["ci_lower"].to_numpy()])
         hi = np.concatenate([[1.0], curve["ci_upper"].to_numpy()])
         sizes[name] = n = int(curve["at_risk"].iloc[0])
-        ax.step(t, s, where="post", color=colours.get(name), label=f"{name} HTI (n={n})")
+        ax.step(t, s, where="post", color=colours.get(name), label=f"{name} {measure} (n={n})")
         ax.fill_between(t, lo, hi, step="post", color=colours.get(name), alpha=0.2, linewidth=0)
         censored = curve[curve["censored"] > 0]
         ax.plot(censored["time"], censored["survival"], linestyle="none", marker="|", markersize=8,
@@ -243,11 +245,41 @@ def plot_km(curves: dict[str, pd.DataFrame], p_value: float, path, title: str, h
     plt.close(fig)
 
 
+ENTROPY = "composition_entropy"
+
+
+def entropy_measure_table(composition: pd.DataFrame, training_samples: Sequence[str]) -> pd.DataFrame:
+    """The tumour-regions stage's per-slide composition entropy as a survival measure table
+    (columns sample, patient, composition_entropy, survival_eligible): slides whose
+    annotations trained the composition classifier are not eligible (their classes were
+    seen in training), nor slides without a single classified tile."""
+    missing = {"sample", "patient", ENTROPY, "n_tiles"} - set(composition.columns)
+    if missing:
+        raise InputTableError(f"composition table lacks column(s) {sorted(missing)}; it is written by rule "
+                              "tumour_tiles with tumour_regions.composition: true")
+    table = composition[["sample", "patient", ENTROPY]].copy()
+    table["sample"] = table["sample"].astype(str)
+    table["patient"] = table["patient"].astype(str)
+    table["survival_eligible"] = ~table["sample"].isin(set(training_samples)) & (composition["n_tiles"] > 0)
+    return table
+
+
+def entropy_settings(cfg: dict, values: pd.Series) -> dict:
+    """The survival settings for composition entropy: its column, and the high/low split at
+    ``survival.entropy_threshold`` (null: the analysed patients' median)."""
+    threshold = cfg.get("entropy_threshold")
+    threshold = float(np.median(values)) if threshold is None and len(values) else threshold
+    return {**cfg, "hti": ENTROPY, "high_threshold": float("nan") if threshold is None else float(threshold),
+            "low_threshold": None}
+
+
 def run_survival(hti_table: pd.DataFrame, clinical: pd.DataFrame, cfg: dict, out: dict[str, str],
                  code_version: str, inputs: Sequence[str]) -> None:
     """Write patients, km, logrank and cox tables and the KM figure.
 
-    ``out`` keys: patients, km, logrank, cox, figure.
+    ``out`` keys: patients, km, logrank, cox, figure. ``cfg["hti"]`` names the measure's
+    column in ``hti_table`` (HTI, continuous HTI or composition entropy); with composition
+    entropy the high/low split is ``survival.entropy_threshold`` (null: the median).
     """
     from .io import write_tsv
     from .provenance import write_sidecar
@@ -255,6 +287,8 @@ def run_survival(hti_table: pd.DataFrame, clinical: pd.DataFrame, cfg: dict, out
     level = float(cfg.get("ci_level", 0.95))
     hti_column = cfg.get("hti", "hti")
     data = analysis_set(hti_table, clinical, hti_column)
+    if hti_column == ENTROPY:
+        cfg = entropy_settings(cfg, data["hti"])
     data["group"] = hti_groups(data["hti"], float(cfg.get("high_threshold", 0.5)),
                                cfg.get("low_threshold"))
     log.info("survival: %d eligible patients with survival data; groups %s", len(data),
@@ -295,8 +329,12 @@ def run_survival(hti_table: pd.DataFrame, clinical: pd.DataFrame, cfg: dict, out
         rows[key] = value
     rows["dropped_covariates"] = "; ".join(dropped)
     patients = data_cov[["patient", "sample", "hti", "group", "survival_time", "survival_event", *kept]]
+    if hti_column == ENTROPY:  # name the measure for what it is (the HTI tables keep `hti`)
+        patients = patients.rename(columns={"hti": ENTROPY})
+        rows["covariate"] = rows["covariate"].replace({"hti": ENTROPY})
     for key, table in (("patients", patients), ("km", km), ("logrank", logrank_table), ("cox", rows)):
         write_tsv(table, out[key])
         write_sidecar(out[key], code_version, cfg, inputs)
+    label = "entropy" if hti_column == ENTROPY else "HTI"
     plot_km(curves, test["p"], out["figure"], f"Survival by {hti_column} ({len(grouped)} patients)",
-            group_hazard_ratio(grouped, level))
+            group_hazard_ratio(grouped, level), label)

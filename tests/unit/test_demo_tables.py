@@ -170,15 +170,21 @@ def test_hti_survival_link_and_switch_off(data, truth_files):
     hti = pd.Series(truth["heterogeneity"]["patients"])
     p, coef = _cox_p(clinical, hti)
     assert p < 0.01 and coef > 1.0
-    off = tables.build({**CFG, "heterogeneity_log_hr": 0.0}, truth_files)
+    # the planted entropy link too (HTI and composition entropy are correlated, so the HTI's
+    # association only vanishes with both links off)
+    entropy = pd.Series(truth["heterogeneity"]["patient_composition_entropy"])
+    p_entropy, coef_entropy = _cox_p(clinical, entropy)
+    assert p_entropy < 0.01 and coef_entropy > 1.0, (p_entropy, coef_entropy)
+    no_link = {"heterogeneity_log_hr": 0.0, "composition_entropy_log_hr": 0.0}
+    off = tables.build({**CFG, **no_link}, truth_files)
     clinical_off = off["clinical"].set_index("patient")
     p_off, coef_off = _cox_p(clinical_off, hti)
     assert p_off > 0.05 and abs(coef_off) < coef / 2, (p_off, coef_off)
-    # with log_hr = 0 the event times no longer depend on HTI at all: they equal the
-    # times of the same patients generated with HTI replaced by any other value
+    # with both log-HRs 0 the event times no longer depend on HTI or entropy at all: they equal
+    # the times of the same patients generated with HTI and entropy replaced by any other values
     assert off["truth"]["heterogeneity"]["log_hr"] == 0.0
-    shuffled = tables.survival(design.settings({**CFG, "heterogeneity_log_hr": 0.0}), hti.sample(frac=1, random_state=0)
-                               .set_axis(hti.index))
+    shuffled = tables.survival(design.settings({**CFG, **no_link}), hti.sample(frac=1, random_state=0)
+                               .set_axis(hti.index), entropy.sample(frac=1, random_state=1).set_axis(entropy.index))
     pd.testing.assert_frame_equal(shuffled.sort_index(), clinical_off[["survival_time", "survival_event"]].sort_index())
 
 

@@ -111,14 +111,18 @@ def test_survival_link_switched_off_not_found(demo_dir, capsys):
     patient_hti = pd.Series(truth["heterogeneity"]["patients"]).sort_index()
     analysed = pd.read_csv(demo_dir / f"results/heterogeneity/{ENCODER}/survival/patients.tsv", sep="\t")
     analysed = analysed.set_index("patient")
-    planted = float(design.settings(config["demo"])["heterogeneity_log_hr"])
+    patient_entropy = pd.Series(truth["heterogeneity"]["patient_composition_entropy"])
+    settings = design.settings(config["demo"])
+    planted = float(settings["heterogeneity_log_hr"])
     recovery = spearmanr(analysed["hti"], patient_hti.loc[analysed.index]).statistic
     rates = {}
-    for log_hr in (0.0, planted):
+    # "off" switches the composition-entropy link off too: the two measures are correlated
+    for log_hr, entropy_log_hr in ((0.0, 0.0), (planted, float(settings["composition_entropy_log_hr"]))):
         p_values = []
         for seed in range(200):
-            cfg = design.settings(dict(config["demo"], seed=10_000 + seed, heterogeneity_log_hr=log_hr))
-            times = tables.survival(cfg, patient_hti).loc[analysed.index]
+            cfg = design.settings(dict(config["demo"], seed=10_000 + seed, heterogeneity_log_hr=log_hr,
+                                       composition_entropy_log_hr=entropy_log_hr))
+            times = tables.survival(cfg, patient_hti, patient_entropy).loc[analysed.index]
             p_values.append(survival.logrank(times["survival_time"].to_numpy(), times["survival_event"].to_numpy(),
                                              analysed["group"].to_numpy())["p"])
         rates[log_hr] = float((pd.Series(p_values) < 0.05).mean())
@@ -130,6 +134,34 @@ def test_survival_link_switched_off_not_found(demo_dir, capsys):
     # Binomial(200, 0.05): sd 0.0154; +-3 sd.
     assert off <= 0.097
     assert on >= 0.8
+
+
+def test_composition_entropy_survival_beside_hti(demo_dir, capsys):
+    """Issue 13 item 4: survival by the tumour-regions stage's composition entropy beside the
+    HTI. The demo plants a link to the patients' composition entropy (besides the HTI's);
+    both measures' log-rank and Cox results are printed, with how well each measure
+    recovers its planted value and how the two correlate."""
+    from scipy.stats import spearmanr
+
+    truth = json.loads((demo_dir / "data/demo/truth.json").read_text())["heterogeneity"]
+    base = demo_dir / f"results/heterogeneity/{ENCODER}/survival"
+    lines, results = [], {}
+    for name, folder, column, planted in (("HTI", base, "hti", truth["patients"]),
+                                          ("composition entropy", base / "composition_entropy",
+                                           "composition_entropy", truth["patient_composition_entropy"])):
+        logrank = pd.read_csv(folder / "logrank.tsv", sep="	").iloc[0]
+        cox = pd.read_csv(folder / "cox.tsv", sep="	").set_index("covariate").loc[column]
+        patients = pd.read_csv(folder / "patients.tsv", sep="	").set_index("patient")
+        recovery = spearmanr(patients[column], pd.Series(planted).loc[patients.index]).statistic
+        results[name] = (logrank, patients[column])
+        lines.append(f"{name}: n={logrank.n_high}/{logrank.n_low} high/low (split {logrank.high_threshold:.3f}), "
+                     f"log-rank p={logrank.p:.2e}; Cox HR per unit {cox.hazard_ratio:.2f} "
+                     f"({cox.hr_lower:.2f}-{cox.hr_upper:.2f}), p={cox.p:.2e}; vs planted: Spearman {recovery:.2f}")
+    both = results["HTI"][1].index.intersection(results["composition entropy"][1].index)
+    rho = spearmanr(results["HTI"][1].loc[both], results["composition entropy"][1].loc[both]).statistic
+    lines.append(f"pipeline HTI vs pipeline composition entropy on {len(both)} shared patients: Spearman {rho:.2f}")
+    _report(capsys, lines)
+    assert results["composition entropy"][0].p < 0.05
 
 
 def test_spatial_planted_probes_significant(demo_dir, capsys):

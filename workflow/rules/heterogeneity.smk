@@ -132,3 +132,36 @@ rule heterogeneity_survival:
         script_path("heterogeneity_survival.py")
 
 
+
+
+# Survival by the tumour-regions stage's tissue-composition entropy, beside the HTI
+# (survival.composition_entropy; docs/heterogeneity.md).
+rule composition_entropy_survival:
+    output:
+        patients=f"{HET_DIR}/survival/composition_entropy/patients.tsv",
+        km=f"{HET_DIR}/survival/composition_entropy/km.tsv",
+        logrank=f"{HET_DIR}/survival/composition_entropy/logrank.tsv",
+        cox=f"{HET_DIR}/survival/composition_entropy/cox.tsv",
+        figure=report(f"{HET_DIR}/survival/composition_entropy/km.png",
+                      caption="../report/composition_entropy_km.rst", category="Heterogeneity"),
+    input:
+        composition=f"results/tumour_regions/{ENCODER}/composition.tsv",
+        clinical=config.get("clinical", "clinical.tsv"),
+    params:
+        config=SURV,
+        # slides whose annotations trained the composition classifier are not analysed
+        training_samples=TUMOUR_ANNOTATED,
+        code_version=script_version("composition_entropy_survival.py"),
+        **PLAN.clinical_mapping_params,
+    log:
+        log_path("composition_entropy_survival"),
+    benchmark:
+        benchmark_path("composition_entropy_survival")
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        script_path("composition_entropy_survival.py")

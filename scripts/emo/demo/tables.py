@@ -271,15 +271,30 @@ def slide_hti(cfg: Mapping[str, Any], t: SlideTruth) -> dict[str, Any]:
     return {"hti": hti, "n_tiles": int(keep.sum()), "combination_counts": counts.tolist()}
 
 
-def survival(cfg: Mapping[str, Any], patient_hti: pd.Series) -> pd.DataFrame:
-    """Exponential survival with log-hazard beta * (HTI - 0.5); uniform censoring."""
+ENTROPY_CENTRE = 0.65  # about the demo's median patient composition entropy
+
+
+def composition_entropy(fractions: pd.DataFrame) -> pd.Series:
+    """Shannon entropy of each patient's compartment fractions, in units of log K (K = 5)."""
+    f = fractions.to_numpy(float)
+    f = f / np.clip(f.sum(1, keepdims=True), 1e-12, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(f > 0, f * np.log(f), 0.0)
+    return pd.Series(-terms.sum(1) / math.log(f.shape[1]), index=fractions.index)
+
+
+def survival(cfg: Mapping[str, Any], patient_hti: pd.Series, patient_entropy: pd.Series) -> pd.DataFrame:
+    """Exponential survival with log-hazard beta_h * (HTI - 0.5) + beta_e * (entropy - 0.65);
+    uniform censoring. The same exponential and censoring draws whatever the betas."""
     beta = float(cfg["heterogeneity_log_hr"])
-    base = math.log(2) / 60.0  # median 60 months at HTI 0.5
+    beta_entropy = float(cfg["composition_entropy_log_hr"])
+    base = math.log(2) / 60.0  # median 60 months at HTI 0.5 and entropy 0.65
     rows = []
     for patient, hti in patient_hti.items():
         rng = rng_for(cfg["seed"], "survival", patient)
         e, censor = rng.exponential(1.0), rng.uniform(24.0, 150.0)
-        time = e / (base * math.exp(beta * (hti - 0.5)))
+        log_hazard = beta * (hti - 0.5) + beta_entropy * (float(patient_entropy[patient]) - ENTROPY_CENTRE)
+        time = e / (base * math.exp(log_hazard))
         rows.append({"patient": patient, "survival_time": round(min(time, censor), 3),
                      "survival_event": int(time <= censor)})
     return pd.DataFrame(rows).set_index("patient")
@@ -442,7 +457,8 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
     for s, t in truths.items():
         by_patient.setdefault(t.patient, []).append(hti[s]["hti"])
     patient_hti = pd.Series({p: float(np.mean(v)) for p, v in by_patient.items()}).sort_index()
-    clinical = clinical.join(survival(cfg, patient_hti))
+    patient_entropy = composition_entropy(fractions)
+    clinical = clinical.join(survival(cfg, patient_hti, patient_entropy))
     clinical = clinical.join(ki67_scores(cfg, fractions))
     clinical_out = clinical.drop(columns="cohort").reset_index()
 
@@ -469,7 +485,11 @@ def build(demo_cfg: Mapping[str, Any], truth_paths: Iterable[str | Path]) -> dic
             "trait_threshold": float(cfg["heterogeneity_trait_threshold"]),
             "tile_um": float(cfg["heterogeneity_tile_um"]),
             "log_hr": float(cfg["heterogeneity_log_hr"]),
-            "hazard": "h(t) = ln(2)/60 * exp(log_hr * (HTI_patient - 0.5)), HTI_patient = mean over slides",
+            "composition_entropy_log_hr": float(cfg["composition_entropy_log_hr"]),
+            "hazard": "h(t) = ln(2)/60 * exp(log_hr * (HTI_patient - 0.5) + composition_entropy_log_hr * "
+                      "(entropy_patient - 0.65)), HTI_patient = mean over slides, entropy_patient = Shannon entropy "
+                      "(units of log 5) of the patient's area-weighted compartment fractions",
+            "patient_composition_entropy": {p: float(v) for p, v in patient_entropy.items()},  # exact: tests replay survival
             "samples": {s: v["hti"] for s, v in hti.items()},
             "patients": patient_hti.to_dict(),
             "tiles": {s: {"n_tiles": v["n_tiles"], "combination_counts": v["combination_counts"]}

@@ -126,6 +126,12 @@ class Plan:
         mapping = _clinical_mapping(self.config)
         return {"clinical_mapping": mapping} if mapping["columns"] or mapping["values"] else {}
 
+    @cached_property
+    def survival_entropy(self) -> bool:
+        """Survival is also analysed by the tumour-regions stage's composition entropy
+        (config survival.composition_entropy; null = whenever the composition is computed)."""
+        return _survival_entropy(self.config)
+
     # ---------------------------------------------------------------- tumour regions
     @cached_property
     def tumour_annotations(self) -> dict[str, str]:
@@ -421,10 +427,22 @@ def _ki67_column(config: Mapping) -> str | None:
     return column
 
 
+def _survival_entropy(config: Mapping) -> bool:
+    wanted = config["survival"]["composition_entropy"]
+    computed = config["tumour_regions"]["enabled"] and config["tumour_regions"]["composition"]
+    if not config["survival"]["enabled"] or wanted is False:
+        return False
+    if wanted and not computed:
+        raise ConfigError("config key 'survival.composition_entropy' is true, but the composition entropy is computed "
+                          "only with tumour_regions.enabled: true and tumour_regions.composition: true (and tissue-class "
+                          "annotations); enable them or set survival.composition_entropy: null")
+    return bool(computed)
+
+
 def _check_survival_clinical(config: Mapping) -> None:
     """An existing clinical table is fit for the survival analysis when it will run. A
     table the run generates (the demo's) is checked by the survival job itself."""
-    if not (config["heterogeneity"]["enabled"] and config["survival"]["enabled"]):
+    if not ((config["heterogeneity"]["enabled"] and config["survival"]["enabled"]) or _survival_entropy(config)):
         return
     path = config.get("clinical")
     if not path or not Path(path).is_file():
