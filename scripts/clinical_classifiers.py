@@ -24,7 +24,7 @@ with emo.smk.rule_logging(smk.log[0]) as log:
     result = clinical.run(sheet, dict(zip(smk.params.samples, smk.input.features)), table, smk.input.clinical,
                           splits, cfg, device=device)
     inputs = sorted(smk.input.features) + [smk.input.clinical, smk.input.splits]
-    for key in ("metrics", "patients", "confusion", "status"):
+    for key in ("metrics", "patients", "confusion", "status", "comparison"):
         write_tsv(result[key], smk.output[key])
         write_sidecar(smk.output[key], smk.params.code_version, cfg, inputs)
     with atomic_path(smk.output.models) as tmp:
@@ -35,3 +35,7 @@ with emo.smk.rule_logging(smk.log[0]) as log:
     for _, row in clinical.patient_auc_check(result["metrics"]).iterrows():
         log.info("%s %s %s (held-out patients): %.3f (%.3f-%.3f), n=%d", row["label"], row["metric"], row["class"],
                  row["value"], row["ci_lower"], row["ci_upper"], row["n"])
+    pooled = result["comparison"][result["comparison"]["set"] == clinical.POOLED]
+    for _, row in pooled.iterrows():
+        log.info("comparison %s %s %s %s (held-out patients): %.3f", row["label"], row["metric"], row["class"],
+                 row["model"], row["value"])

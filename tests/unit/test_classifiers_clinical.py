@@ -126,3 +126,42 @@ def test_a_label_without_two_classes_in_train_is_refused_when_listed_and_skipped
     roc_figure(none["patients"], none["metrics"], [], {}, tmp_path / "roc.png")
     confusion_figure(none["confusion"], [], {}, tmp_path / "confusion.png")
     assert (tmp_path / "roc.png").stat().st_size > 0 and (tmp_path / "confusion.png").stat().st_size > 0
+
+
+def test_head_reported_beside_colour_texture_and_ridge_baselines_on_the_same_patients(tmp_path):
+    """comparison.tsv: the head's patient metrics, the same head on the tiles' colour/texture
+    descriptors, and L2 logistic regression on patient-mean features, per set, on the same
+    patients. The fixture's signal is in the encoder features only, so the colour/texture
+    baseline stays near chance while the head and the ridge baseline find ER."""
+    from sklearn.linear_model import LogisticRegression
+
+    sheet, paths, table, splits = clinical_cohort(tmp_path)
+    cfg = stage_config(labels=["er", "pam50"])
+    out = clinical.run(sheet, paths, table, "clinical.tsv", splits, cfg)
+    comparison = out["comparison"]
+    assert set(comparison["model"]) == {"head", "colour_texture", "ridge_logistic"}
+    head = out["metrics"][out["metrics"]["level"] == "patient"]
+    keys = ["label", "set", "metric", "class"]
+    for model, part in comparison.groupby("model"):
+        merged = part.merge(head, on=keys, suffixes=("", "_head"))
+        assert len(merged) == len(part) == len(head), model
+        assert (merged["n"] == merged["n_head"]).all(), model  # the same evaluation patients
+        if model == "head":
+            assert np.allclose(merged["value"], merged["value_head"], equal_nan=True)
+    er = comparison[(comparison["label"] == "er") & (comparison["set"] == "heldout")].set_index("model")["value"]
+    print(er.to_dict())
+    assert er["head"] > 0.85 and er["ridge_logistic"] > 0.85 and er["colour_texture"] < 0.75
+    # the ridge baseline against sklearn fitted by hand on the train + tune patients' mean features
+    tiles = clinical.read_selected_tiles(list(sheet["sample"]), list(sheet["patient"]), paths, cfg)
+    names, mean = clinical.group_mean(tiles.features, tiles.patients)
+    y = clinical.patient_labels(table, "er", ("negative", "positive"))
+    split_of = dict(zip(splits["patient"], splits["split"]))
+    labelled = np.asarray([p in y.index for p in names])
+    fit_rows = labelled & np.isin([split_of[p] for p in names], ["train", "tune"])
+    centre, scale = mean[fit_rows].mean(0), mean[fit_rows].std(0) + 1e-6
+    reference = LogisticRegression(C=1.0, max_iter=2000).fit((mean[fit_rows] - centre) / scale,
+                                                             y.loc[names[fit_rows]].to_numpy())
+    held = labelled & np.isin([split_of[p] for p in names], ["validation", "test", "external"])
+    score = reference.predict_proba((mean[held] - centre) / scale)[:, 1]
+    assert abs(er["ridge_logistic"] - roc_auc_score(y.loc[names[held]].to_numpy(), score)) <= 1e-9
+    assert clinical.run(sheet, paths, table, "clinical.tsv", splits, {**cfg, "baselines": False})["comparison"].empty

@@ -257,6 +257,16 @@ def test_clinical_classifiers_patient_auc_with_ci(demo_dir, capsys):
         positive = table[table["class"] == row["class"]]
         ref = roc_auc_score(positive["truth"] == row["class"], positive["probability"])
         assert abs(float(row["value"]) - ref) <= 1e-6, row["label"]
+    # beside both baselines on the same held-out patients (comparison.tsv)
+    comparison = pd.read_csv(out / "comparison.tsv", sep="\t", keep_default_na=False)
+    pooled = comparison[comparison["set"] == "heldout"]
+    wide = pooled.pivot_table(index=["label", "metric", "class"], columns="model", values="value", aggfunc="first")
+    _report(capsys, ["held-out patients, head vs baselines: " + ", ".join(wide.columns)]
+            + [f"{' '.join(str(k) for k in key if k)}: " + " / ".join(f"{v:.3f}" for v in row)
+               for key, row in wide.iterrows()])
+    assert set(pooled["model"]) == {"head", "colour_texture", "ridge_logistic"}
+    sizes = pooled.groupby(["label", "metric", "class"])["n"].nunique()
+    assert (sizes == 1).all()  # the same patients for the three models
 
 
 def test_tumour_regions_auc_and_tumour_only_heads(demo_dir, capsys):

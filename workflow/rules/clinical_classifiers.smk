@@ -17,6 +17,7 @@ rule clinical_classifiers:
         patients=f"{CLF_DIR}/patients.tsv",
         confusion=f"{CLF_DIR}/confusion.tsv",
         status=f"{CLF_DIR}/labels.tsv",
+        comparison=f"{CLF_DIR}/comparison.tsv",
         models=f"{CLF_DIR}/models.pt",
         roc=report(f"{CLF_DIR}/roc.png", caption="../report/clinical_classifiers_roc.rst",
                    category="Clinical classifiers"),

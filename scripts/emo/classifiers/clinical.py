@@ -104,6 +104,7 @@ class TileSet:
     features: np.ndarray
     patients: np.ndarray
     n_tiles: dict  # patient -> selected tiles
+    descriptors: np.ndarray | None = None  # (N, 40) colour/texture of the same tiles; None when a store lacks them
 
 
 def read_selected_tiles(samples: Sequence[str], patients: Sequence[str], feature_paths: Mapping[str, str],
@@ -114,7 +115,7 @@ def read_selected_tiles(samples: Sequence[str], patients: Sequence[str], feature
     from ..stores.features import open_feature_store
 
     white = DESCRIPTOR_NAMES.index("white_fraction")
-    blocks, owners = [], []
+    blocks, owners, descriptors = [], [], []
     for sample, patient in sorted(zip(samples, patients)):
         with open_feature_store(feature_paths[sample]) as store:
             if store.n_tiles == 0:
@@ -123,37 +124,44 @@ def read_selected_tiles(samples: Sequence[str], patients: Sequence[str], feature
                 raise InputTableError(f"feature store {feature_paths[sample]} (slide {sample!r}) has no "
                                       "/colour_texture; tile_selection density needs it: re-extract features or "
                                       "set clinical_classifiers.tile_selection: random")
-            density = (1.0 - np.concatenate(list(store.iter_blocks(store.n_tiles, "colour_texture")))[:, white]
-                       if cfg["tile_selection"] == "density" else np.zeros(store.n_tiles))
+            colour = (np.concatenate(list(store.iter_blocks(store.n_tiles, "colour_texture")))
+                      if store.has_colour_texture else None)
+            density = 1.0 - colour[:, white] if cfg["tile_selection"] == "density" else np.zeros(store.n_tiles)
             seed = int(patient_unit(f"{cfg['seed']}:tiles:{sample}", 0) * 2 ** 32)
             keep = select_tiles(density, int(cfg["tiles_per_slide"]), cfg["tile_selection"], seed)
             blocks.append(np.asarray(store.features()[keep], dtype=np.float32))
+            descriptors.append(None if colour is None else np.asarray(colour[keep], dtype=np.float32))
             owners.extend([str(patient)] * len(keep))
     if not blocks:
         raise InputTableError("no slide has tiles in its feature store; nothing to classify")
     owners = np.asarray(owners)
     unique, counts = np.unique(owners, return_counts=True)
-    return TileSet(np.concatenate(blocks), owners, dict(zip(unique.tolist(), counts.tolist())))
+    colour_all = None if any(d is None for d in descriptors) else np.concatenate(descriptors)
+    return TileSet(np.concatenate(blocks), owners, dict(zip(unique.tolist(), counts.tolist())), colour_all)
 
 
 def _evaluate(label: str, classes: Sequence[str], set_name: str, y_patient: np.ndarray, p_patient: np.ndarray,
               y_tile: np.ndarray, p_tile: np.ndarray, level: float) -> list[dict]:
+    return (_evaluate_level(label, classes, set_name, "patient", y_patient, p_patient, level)
+            + _evaluate_level(label, classes, set_name, "tile", y_tile, p_tile, level))
+
+
+def _evaluate_level(label: str, classes: Sequence[str], set_name: str, level_name: str, y: np.ndarray,
+                    p: np.ndarray, level: float) -> list[dict]:
+    base = {"label": label, "set": set_name, "level": level_name}
+    if len(classes) == 2:
+        return [{**base, "metric": "auc", "class": classes[1], **binary_rows(y == 1, p[:, 1], level),
+                 "ci_method": "delong"}]
     rows = []
-    for level_name, y, p in (("patient", y_patient, p_patient), ("tile", y_tile, p_tile)):
-        base = {"label": label, "set": set_name, "level": level_name}
-        if len(classes) == 2:
-            rows.append({**base, "metric": "auc", "class": classes[1], **binary_rows(y == 1, p[:, 1], level),
-                         "ci_method": "delong"})
-            continue
-        for c, (auc, _, lo, hi) in enumerate(one_vs_rest_auc(y, p, level) if len(y) else [(math.nan,) * 4] * len(classes)):
-            rows.append({**base, "metric": "auc_ovr", "class": classes[c], "n": int(len(y)),
-                         "n_positive": int((y == c).sum()), "auc": auc, "ci_lower": lo, "ci_upper": hi,
-                         "ci_method": "delong"})
-        for k in (1, 2):
-            acc = accuracy_row(y, p, k, level)
-            rows.append({**base, "metric": f"top{k}_accuracy", "class": "", "n": acc["n"], "n_positive": math.nan,
-                         "auc": acc["accuracy"], "ci_lower": acc["ci_lower"], "ci_upper": acc["ci_upper"],
-                         "ci_method": "wilson"})
+    for c, (auc, _, lo, hi) in enumerate(one_vs_rest_auc(y, p, level) if len(y) else [(math.nan,) * 4] * len(classes)):
+        rows.append({**base, "metric": "auc_ovr", "class": classes[c], "n": int(len(y)),
+                     "n_positive": int((y == c).sum()), "auc": auc, "ci_lower": lo, "ci_upper": hi,
+                     "ci_method": "delong"})
+    for k in (1, 2):
+        acc = accuracy_row(y, p, k, level)
+        rows.append({**base, "metric": f"top{k}_accuracy", "class": "", "n": acc["n"], "n_positive": math.nan,
+                     "auc": acc["accuracy"], "ci_lower": acc["ci_lower"], "ci_upper": acc["ci_upper"],
+                     "ci_method": "wilson"})
     return rows
 
 
@@ -215,6 +223,62 @@ def run_label(label: str, classes: Sequence[str], y: pd.Series, tiles: TileSet, 
     return model, patients_table, metrics_table, pd.DataFrame(confusion)
 
 
+# The baselines every label is reported beside, on the same patients and tiles:
+# colour_texture = the same head on the 40 colour/texture descriptors of the same tiles;
+# ridge_logistic = L2 logistic regression on each patient's mean encoder feature vector.
+BASELINES = ("colour_texture", "ridge_logistic")
+COMPARISON_COLUMNS = ["label", "set", "metric", "class", "model", "n", "n_positive", "value", "ci_lower", "ci_upper"]
+
+
+def _patient_rows(label: str, classes: Sequence[str], model_name: str, names: np.ndarray, proba: np.ndarray,
+                  y: pd.Series, split_of: Mapping[str, str], level: float) -> list[dict]:
+    """Patient-level AUC (and PAM50 top-k accuracy) rows of one model per evaluation set."""
+    patient_split = np.asarray([split_of.get(p, "") for p in names])
+    patient_y = np.asarray([y.get(p, -1) for p in names])
+    rows = []
+    for set_name in EVALUATION_SETS + (POOLED,):
+        wanted = EVALUATION_SETS if set_name == POOLED else (set_name,)
+        pm = np.isin(patient_split, wanted) & (patient_y >= 0)
+        rows += [{**row, "model": model_name}
+                 for row in _evaluate_level(label, classes, set_name, "patient", patient_y[pm], proba[pm], level)]
+    return rows
+
+
+def baseline_comparison(label: str, classes: Sequence[str], y: pd.Series, tiles: TileSet, splits: pd.DataFrame,
+                        cfg: Mapping, device: str, head_metrics: pd.DataFrame) -> pd.DataFrame:
+    """The label's patient-level metrics of the head beside both baselines (BASELINES),
+    fitted on the same train patients and scored on the same evaluation patients."""
+    from sklearn.linear_model import LogisticRegression
+
+    split_of = dict(zip(splits["patient"].astype(str), splits["split"]))
+    level = float(cfg["ci_level"])
+    rows = [head_metrics[head_metrics["level"] == "patient"].rename(columns={"value": "auc"}).assign(model="head")]
+    row_split = np.asarray([split_of.get(p, "") for p in tiles.patients])
+    row_y = np.asarray([y.get(p, -1) for p in tiles.patients])
+    train, tune = (row_split == "train") & (row_y >= 0), (row_split == "tune") & (row_y >= 0)
+    if tiles.descriptors is not None:
+        colour = fit(tiles.descriptors[train], row_y[train], len(classes), ClassifierConfig.from_config(dict(cfg)),
+                     tune=(tiles.descriptors[tune], row_y[tune], tiles.patients[tune]) if tune.any() else None,
+                     device=device)
+        names, proba = group_mean(colour.predict_proba(tiles.descriptors, device), tiles.patients)
+        rows.append(pd.DataFrame(_patient_rows(label, classes, "colour_texture", names, proba, y, split_of, level)))
+    else:
+        log.warning("label %s: no colour/texture descriptors in the feature stores; colour_texture baseline skipped",
+                    label)
+    names, mean_features = group_mean(tiles.features, tiles.patients)
+    patient_y = np.asarray([y.get(p, -1) for p in names])
+    fit_rows = np.isin(np.asarray([split_of.get(p, "") for p in names]), ("train", "tune")) & (patient_y >= 0)
+    centre = mean_features[fit_rows].mean(axis=0)
+    scale = mean_features[fit_rows].std(axis=0) + 1e-6
+    ridge = LogisticRegression(C=1.0, max_iter=2000).fit((mean_features[fit_rows] - centre) / scale,
+                                                         patient_y[fit_rows])
+    proba = np.zeros((len(names), len(classes)))
+    proba[:, ridge.classes_] = ridge.predict_proba((mean_features - centre) / scale)
+    rows.append(pd.DataFrame(_patient_rows(label, classes, "ridge_logistic", names, proba, y, split_of, level)))
+    table = pd.concat(rows, ignore_index=True).rename(columns={"auc": "value"})
+    return table[COMPARISON_COLUMNS]
+
+
 def _label_row(label: str, classes: Sequence[str], y: pd.Series, splits: pd.DataFrame, tiles: TileSet) -> dict:
     split_of = dict(zip(splits["patient"].astype(str), splits["split"]))
     with_tiles = [p for p in y.index if p in tiles.n_tiles]
@@ -244,7 +308,7 @@ def run(sheet: pd.DataFrame, feature_paths: Mapping[str, str], clinical: pd.Data
     tiles = read_selected_tiles(list(sheet["sample"]), list(sheet["patient"]), feature_paths, cfg)
     log.info("%d tiles of %d patients selected (%s, up to %d per slide); labels %s", len(tiles.features),
              len(tiles.n_tiles), cfg["tile_selection"], cfg["tiles_per_slide"], labels)
-    out = {"labels": [], "models": {}, "patients": [], "metrics": [], "confusion": [], "status": []}
+    out = {"labels": [], "models": {}, "patients": [], "metrics": [], "confusion": [], "status": [], "comparison": []}
     for label in labels:
         column, classes = label_classes(label, cfg)
         y = patient_labels(clinical, column, classes)
@@ -265,10 +329,13 @@ def run(sheet: pd.DataFrame, feature_paths: Mapping[str, str], clinical: pd.Data
         out["patients"].append(patients_table)
         out["metrics"].append(metrics)
         out["confusion"].append(confusion)
+        if cfg["baselines"]:
+            out["comparison"].append(baseline_comparison(label, classes, y, tiles, splits, cfg, device, metrics))
     if not out["labels"]:  # only with labels: null (a listed label raises): report, do not fail the run
         log.warning("clinical table %s: no label could be trained; labels.tsv gives the reasons", clinical_path)
-    empty = {"patients": PATIENT_COLUMNS, "metrics": METRIC_COLUMNS, "confusion": CONFUSION_COLUMNS}
-    for key in ("patients", "metrics", "confusion"):
+    empty = {"patients": PATIENT_COLUMNS, "metrics": METRIC_COLUMNS, "confusion": CONFUSION_COLUMNS,
+             "comparison": COMPARISON_COLUMNS}
+    for key in ("patients", "metrics", "confusion", "comparison"):
         out[key] = pd.concat(out[key], ignore_index=True) if out[key] else pd.DataFrame(columns=empty[key])
     out["status"] = pd.DataFrame(out["status"])[LABEL_COLUMNS]
     return out
@@ -280,5 +347,6 @@ def patient_auc_check(metrics: pd.DataFrame) -> pd.DataFrame:
     return m[(m["level"] == "patient") & (m["set"] == POOLED)].reset_index(drop=True)
 
 
-__all__ = ["BINARY_LABELS", "LABELS", "EVALUATION_SETS", "POOLED", "label_classes", "resolve_labels",
-           "patient_labels", "select_tiles", "read_selected_tiles", "run_label", "run", "delong_auc"]
+__all__ = ["BINARY_LABELS", "LABELS", "EVALUATION_SETS", "POOLED", "BASELINES", "label_classes", "resolve_labels",
+           "patient_labels", "select_tiles", "read_selected_tiles", "run_label", "baseline_comparison", "run",
+           "delong_auc"]
