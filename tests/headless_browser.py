@@ -63,7 +63,8 @@ class Browser:
             [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}",
              f"--window-size={width},{height}", "--remote-debugging-pipe", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
-            preexec_fn=child_fds, pass_fds=(3, 4))  # kept open after preexec_fn
+            preexec_fn=child_fds, close_fds=False)  # else 3 and 4 are closed after preexec_fn; Python's own
+            # fds are not inheritable (PEP 446), so nothing else reaches Chromium
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._reader = threading.Thread(target=self._read, daemon=True)
