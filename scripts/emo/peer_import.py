@@ -290,3 +290,28 @@ def import_slide(fmt: str, folder: str | Path, sample: str, slide_path: str, out
     write_imported_feature_store(peer, out_path, encoder=encoder, mpp=info.mpp, colour_texture=descriptors,
                                  code_version=code_version)
     return peer
+
+
+def import_slides(fmt: str, folder: str | Path, slides: Mapping[str, str], out_dir: str | Path, *, encoder: str,
+                  mpps: Mapping[str, float | None] | None = None, code_version: str = "") -> dict[str, Path]:
+    """Every slide of a sample sheet ({sample: slide path}) imported into
+    ``out_dir/{sample}.h5``. All checks that need no pixels run first, over all slides
+    (a missing file, attributes, lengths, coords outside the slide, widths across
+    slides), so a bad folder fails before any tile is read."""
+    from .slides import check_slide
+
+    mpps = mpps or {}
+    check_peer_files(fmt, folder, slides)
+    infos = {s: check_slide(s, path, mpps.get(s)) for s, path in slides.items()}
+    peers = {s: read_peer_features(fmt, folder, s, mpp=i.mpp, level0_size=(i.level0_width, i.level0_height),
+                                   level_downsamples=i.level_downsamples) for s, i in infos.items()}
+    check_feature_dims(peers)
+    written = {}
+    for sample, peer in peers.items():
+        info = infos[sample]
+        descriptors = colour_texture_at(slides[sample], sample, peer.coords, info.mpp,
+                                        peer.patch_size_level0 * info.mpp, peer.tile_px, info.level_downsamples)
+        written[sample] = write_imported_feature_store(peer, Path(out_dir) / f"{sample}.h5", encoder=encoder,
+                                                       mpp=info.mpp, colour_texture=descriptors,
+                                                       code_version=code_version)
+    return written

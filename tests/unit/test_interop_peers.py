@@ -302,3 +302,17 @@ def test_import_errors_name_slide_and_fix(tmp_path):
         peer_import.check_feature_dims(peers)
     with pytest.raises(PeerImportError, match="unknown feature import format 'qupath'"):
         peer_import.peer_files("qupath", folder, "s1")
+
+
+def test_import_slides_checks_every_slide_before_reading_pixels(exported, tmp_path, monkeypatch):
+    folder = _import_folder(exported, "trident")
+    slides = {SAMPLE: str(exported["slide"]), "absent-slide": str(exported["slide"])}
+    read = []
+    monkeypatch.setattr(peer_import, "colour_texture_at", lambda *a, **k: read.append(a) or None)
+    with pytest.raises(PeerImportError, match="absent-slide"):
+        peer_import.import_slides("trident", folder, slides, tmp_path, encoder=ENCODER)
+    assert not read and not list(tmp_path.glob("*.h5"))
+    monkeypatch.undo()
+    written = peer_import.import_slides("trident", folder, {SAMPLE: str(exported["slide"])}, tmp_path,
+                                        encoder=ENCODER)
+    np.testing.assert_array_equal(read_feature_store(written[SAMPLE]).features, exported["features"].features)
