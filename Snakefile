@@ -14,10 +14,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# Landing page of `snakemake --report`; figures are registered per stage in the rule files.
-report: "workflow/report/workflow.rst"
-
-
 # Target-only rules run no code: never submit them to a cluster.
 localrules:
     all,
@@ -41,6 +37,13 @@ include: "workflow/rules/clinical_classifiers.smk"
 include: "workflow/rules/pathway_enrichment.smk"
 include: "workflow/rules/gene_statistics_ki67.smk"
 include: "workflow/rules/gene_maps.smk"
+include: "workflow/rules/headline_numbers.smk"
+
+
+# Landing page of `snakemake --report`: workflow/report/workflow.rst, followed by the run's
+# headline numbers once rule headline_numbers has written them (emo.headline.landing_page);
+# figures are registered per stage in the rule files.
+report: landing_page(REPORT_LANDING_STATIC)
 
 
 onstart:
@@ -65,4 +68,5 @@ rule all:
         pathway_enrichment_targets(),
         gene_statistics_ki67_targets(),
         gene_maps_targets(),
+        headline_numbers_targets(),
     default_target: True

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # System packages emo needs beyond Python: R with lme4/lmerTest/survival (spatial
-# validation and survival checks, through rpy2) and Slurm + munge (the test suite runs
-# a real single-node cluster). Installs with apt when run as root on Debian/Ubuntu;
+# validation and survival checks, through rpy2), Slurm + munge (the test suite runs
+# a real single-node cluster) and Chromium (the test suite opens the Snakemake report
+# in a headless browser: tests/workflow/test_report_browser.py). Installs with apt when run as root on Debian/Ubuntu;
 # otherwise prints the exact commands and exits non-zero.
 set -euo pipefail
 
 PACKAGES=(r-base-core r-base-dev r-cran-lme4 r-cran-lmertest r-cran-survival
-          slurmctld slurmd slurm-client munge gcc)
+          slurmctld slurmd slurm-client munge gcc
+          chromium chromium-driver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

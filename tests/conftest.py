@@ -28,3 +28,15 @@ def small_demo_run(tmp_path_factory) -> Path:
     config = make_workspace(workdir)
     snakemake(workdir, "--configfile", str(config), "--cores", "2", timeout=1500)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def small_demo_report(small_demo_run) -> Path:
+    """The `snakemake --report` of the small demo run, built once (report.html in the run's
+    folder), shared by the report tests (tests/workflow/test_workflow_e2e.py, the headless
+    browser test)."""
+    report = small_demo_run / "report.html"
+    if not report.is_file():
+        config = small_demo_run / "config" / "test" / "config.yaml"
+        snakemake(small_demo_run, "--configfile", str(config), "--report", report.name, timeout=1200)
+    return report

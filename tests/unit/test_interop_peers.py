@@ -174,3 +174,145 @@ def test_mismatched_stores_are_refused(exported, tmp_path):
     with pytest.raises(ValueError, match="hold different tiles"):
         interop.export_slide("stamp", SAMPLE, exported["root"] / "tiles.h5", store, tmp_path, ENCODER)
     assert not list(tmp_path.glob("stamp/**/*.h5"))
+
+
+# ---------------------------------------------------------------- import (emo.peer_import)
+from emo import peer_import  # noqa: E402
+from emo.peer_import import PeerImportError  # noqa: E402
+
+
+def _import_folder(exported, fmt):
+    """The folder a user points the import at: TRIDENT's features_<encoder>, CLAM's and
+    STAMP's feature folders."""
+    base = exported["root"] / "export" / fmt / ENCODER
+    return base / f"features_{ENCODER}" if fmt == "trident" else base
+
+
+@pytest.mark.parametrize("fmt", peer_import.IMPORT_FORMATS)
+def test_import_round_trip(exported, fmt, tmp_path):
+    """Our stores exported (emo.interop) and imported back: features and coordinates
+    identical, the colour/texture descriptors those of the same pixels."""
+    out = tmp_path / f"{SAMPLE}.h5"
+    peer = peer_import.import_slide(fmt, _import_folder(exported, fmt), SAMPLE, str(exported["slide"]), out,
+                                    encoder=ENCODER, code_version="abc123")
+    ours, back = exported["features"], read_feature_store(out)
+    np.testing.assert_array_equal(back.features, ours.features)
+    np.testing.assert_array_equal(back.coords, ours.coords)
+    assert abs(back.coords_attrs["patch_size_level0"] - exported["tiles"].coords_attrs["patch_size_level0"]) <= 0.5
+    assert back.coords_attrs["patch_size"] == exported["tiles"].coords_attrs["patch_size"]
+    with h5py.File(out, "r") as f, h5py.File(exported["root"] / "features.h5", "r") as original:
+        np.testing.assert_allclose(f["colour_texture"][:], original["colour_texture"][:], rtol=0.05, atol=0.02)
+        assert f.attrs["import_format"] == fmt and f.attrs["code_version"] == "abc123"
+        source = json.loads(f.attrs["import_source"])
+    assert source["h5"]["sha256"] == peer_import._sha256(peer.files["h5"])
+    assert f"{SAMPLE}.h5" in source["h5"]["path"]
+
+
+def test_import_clam_pt_bag_when_h5_has_no_features(exported, tmp_path):
+    clam = exported["written"]["clam"]
+    folder = tmp_path / "clam"
+    (folder / "h5_files").mkdir(parents=True)
+    (folder / "pt_files").mkdir()
+    with h5py.File(clam["h5"], "r") as src, h5py.File(folder / "h5_files" / f"{SAMPLE}.h5", "w") as dst:
+        dst.create_dataset("coords", data=src["coords"][:])
+        for key, value in src["coords"].attrs.items():
+            dst["coords"].attrs[key] = value
+    (folder / "pt_files" / f"{SAMPLE}.pt").write_bytes(clam["pt"].read_bytes())
+    peer = peer_import.read_peer_features("clam", folder, SAMPLE, mpp=0.5, level0_size=(10**6, 10**6))
+    np.testing.assert_array_equal(peer.features, exported["features"].features)
+    assert set(peer.files) == {"h5", "pt"}
+
+
+# Minimal files written by hand from each peer's documented layout (not by our export).
+def _write(path, datasets, coords_attrs=None, root_attrs=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for name, data in datasets.items():
+            f[name] = data
+        for key, value in (coords_attrs or {}).items():
+            f["coords"].attrs[key] = value
+        for key, value in (root_attrs or {}).items():
+            f.attrs[key] = value
+    return path
+
+
+FEATS = np.arange(12, dtype=np.float32).reshape(3, 4)
+
+
+def test_hand_written_trident_clam_stamp(tmp_path):
+    # TRIDENT at 20x from a 40x scan (0.25 µm/px): 256-px patches are 512 level-0 px
+    _write(tmp_path / "trident" / "s1.h5", {"features": FEATS, "coords": np.array([[0, 0], [512, 0], [0, 512]])},
+           {"patch_size": 256, "patch_size_level0": 512, "level0_magnification": 40, "target_magnification": 20})
+    peer = peer_import.read_peer_features("trident", tmp_path / "trident", "s1", mpp=0.25, level0_size=(2000, 2000))
+    assert peer.patch_size_level0 == 512 and peer.tile_px == 256
+    np.testing.assert_array_equal(peer.coords, [[0, 0], [512, 0], [0, 512]])
+    # CLAM patches at level 1 (downsample 4): 256 px there are 1024 level-0 px
+    _write(tmp_path / "clam" / "h5_files" / "s1.h5", {"features": FEATS, "coords": np.array([[0, 0], [1024, 0],
+                                                                                                  [0, 1024]])},
+           {"patch_size": 256, "patch_level": 1})
+    peer = peer_import.read_peer_features("clam", tmp_path / "clam", "s1", mpp=0.25, level0_size=(4000, 4000),
+                                          level_downsamples=(1.0, 4.0))
+    assert peer.patch_size_level0 == 1024 and peer.features.dtype == np.float32
+    # STAMP: coords in µm, 256 µm tiles of 224 px on a 0.5 µm/px scan -> 512 level-0 px
+    _write(tmp_path / "stamp" / "s1.h5", {"feats": FEATS, "coords": np.array([[0.0, 0.0], [256.0, 0.0],
+                                                                               [256.0, 256.0]])},
+           None, {"unit": "um", "tile_size_um": 256.0, "tile_size_px": 224, "extractor": "ctranspath"})
+    peer = peer_import.read_peer_features("stamp", tmp_path / "stamp", "s1", mpp=0.5, level0_size=(2000, 2000))
+    np.testing.assert_array_equal(peer.coords, [[0, 0], [512, 0], [512, 512]])
+    assert peer.patch_size_level0 == 512 and peer.tile_px == 224 and peer.peer_attrs["extractor"] == "ctranspath"
+
+
+def test_import_errors_name_slide_and_fix(tmp_path):
+    folder = tmp_path / "trident"
+    attrs = {"patch_size": 256, "patch_size_level0": 512, "level0_magnification": 40, "target_magnification": 20}
+    _write(folder / "s1.h5", {"features": FEATS, "coords": np.array([[0, 0], [512, 0], [0, 512]])}, attrs)
+    # a slide of the sheet without a file
+    with pytest.raises(PeerImportError, match=r"1 slide\(s\) .* no trident feature file .*: s2 .*s2\.h5"):
+        peer_import.check_peer_files("trident", folder, ["s1", "s2"])
+    # coords outside the slide
+    with pytest.raises(PeerImportError, match=r"slide 's1': 1 of 3 tiles .* outside the slide's 500 x 2000"):
+        peer_import.read_peer_features("trident", folder, "s1", mpp=0.25, level0_size=(500, 2000))
+    # magnification that does not match the slide's mpp
+    with pytest.raises(PeerImportError, match=r"level-0 magnification 40x.*0.5 µm/px is 20x"):
+        peer_import.read_peer_features("trident", folder, "s1", mpp=0.5, level0_size=(2000, 2000))
+    # magnification / size attributes missing
+    _write(folder / "s3.h5", {"features": FEATS, "coords": np.zeros((3, 2))}, {"patch_size": 256})
+    with pytest.raises(PeerImportError, match=r"slide 's3'.*lacks attribute\(s\) patch_size_level0, "
+                                              r"level0_magnification, target_magnification"):
+        peer_import.read_peer_features("trident", folder, "s3", mpp=0.25, level0_size=(2000, 2000))
+    # STAMP coords without unit
+    _write(tmp_path / "stamp" / "s1.h5", {"feats": FEATS, "coords": np.zeros((3, 2))}, None,
+           {"tile_size_um": 256.0, "tile_size_px": 224})
+    with pytest.raises(PeerImportError, match=r"slide 's1'.*no 'unit' attribute"):
+        peer_import.read_peer_features("stamp", tmp_path / "stamp", "s1", mpp=0.5, level0_size=(2000, 2000))
+    # CLAM without patch_level
+    _write(tmp_path / "clam" / "h5_files" / "s1.h5", {"features": FEATS, "coords": np.zeros((3, 2))},
+           {"patch_size": 256})
+    with pytest.raises(PeerImportError, match=r"slide 's1'.*lacks attribute\(s\) patch_level"):
+        peer_import.read_peer_features("clam", tmp_path / "clam", "s1", mpp=0.5, level0_size=(2000, 2000))
+    # features and coords of different lengths
+    _write(folder / "s4.h5", {"features": FEATS, "coords": np.zeros((2, 2))}, attrs)
+    with pytest.raises(PeerImportError, match=r"slide 's4'.*\(3, 4\) features but 2 coords"):
+        peer_import.read_peer_features("trident", folder, "s4", mpp=0.25, level0_size=(2000, 2000))
+    # feature widths differing across slides
+    _write(folder / "s5.h5", {"features": np.zeros((3, 8), np.float32), "coords": np.zeros((3, 2))}, attrs)
+    peers = {s: peer_import.read_peer_features("trident", folder, s, mpp=0.25, level0_size=(2000, 2000))
+             for s in ("s1", "s5")}
+    with pytest.raises(PeerImportError, match=r"differ in width across slides \(4: s1; 8: s5\)"):
+        peer_import.check_feature_dims(peers)
+    with pytest.raises(PeerImportError, match="unknown feature import format 'qupath'"):
+        peer_import.peer_files("qupath", folder, "s1")
+
+
+def test_import_slides_checks_every_slide_before_reading_pixels(exported, tmp_path, monkeypatch):
+    folder = _import_folder(exported, "trident")
+    slides = {SAMPLE: str(exported["slide"]), "absent-slide": str(exported["slide"])}
+    read = []
+    monkeypatch.setattr(peer_import, "colour_texture_at", lambda *a, **k: read.append(a) or None)
+    with pytest.raises(PeerImportError, match="absent-slide"):
+        peer_import.import_slides("trident", folder, slides, tmp_path, encoder=ENCODER)
+    assert not read and not list(tmp_path.glob("*.h5"))
+    monkeypatch.undo()
+    written = peer_import.import_slides("trident", folder, {SAMPLE: str(exported["slide"])}, tmp_path,
+                                        encoder=ENCODER)
+    np.testing.assert_array_equal(read_feature_store(written[SAMPLE]).features, exported["features"].features)

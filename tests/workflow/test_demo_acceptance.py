@@ -354,3 +354,15 @@ def test_gene_maps_drawn(demo_dir, capsys):
     maps = sorted((demo_dir / f"results/maps/{ENCODER}").glob("*.png"))
     _report(capsys, [f"gene maps: {', '.join(p.stem for p in maps)}"])
     assert len(maps) >= 2 and all(p.stat().st_size > 10_000 for p in maps)
+
+
+def test_report_headline_numbers(demo_dir, capsys):
+    """The report's landing-page numbers (rule headline_numbers): every stage of the demo
+    ran, so no "not run" row; each number's source table exists."""
+    headline = pd.read_csv(demo_dir / "results/report/headline.tsv", sep="\t")
+    _report(capsys, ["report headline numbers:", *[f"  [{r.section}] {r.text}" for r in headline.itertuples()]])
+    assert (headline["status"] == "ok").all(), headline[headline["status"] != "ok"]
+    assert {"tiling", "models", "spatial", "survival", "clinical_classifiers"} <= set(headline["section"])
+    assert all((demo_dir / source).is_file() for source in headline["source"])
+    landing = (demo_dir / "results/report/landing.rst").read_text()
+    assert all(text in landing for text in headline["text"])

@@ -161,9 +161,10 @@ def test_statistics_threshold_reruns_only_statistics(workspace):
     jobs = [j for j in dry_run_jobs(workdir, config_path) if not j.local and j.rule != "all"]
     assert jobs, "changing statistics.selection.min_r2 reruns nothing"
     # model_comparison: the heads' statistics on every model's predictions, beside the heads';
-    # pathway enrichment ranks genes by validation.tsv: both downstream of the statistics by design
+    # pathway enrichment ranks genes by validation.tsv; the report's headline numbers read
+    # comparison.tsv: all downstream of the statistics by design
     others = [j for j in jobs if not j.rule.startswith(("gene_statistics", "model_comparison"))
-              and j.rule != "pathway_enrichment"]
+              and j.rule not in ("pathway_enrichment", "headline_numbers")]
     assert not others, f"a statistics threshold reruns non-statistics jobs:\n{describe(others)}"
 
 
@@ -205,21 +206,24 @@ def test_spatial_setting_reruns_exactly_the_rules_that_use_it(workspace):
     config["spatial"]["fdr"] = float(config["spatial"].get("fdr", 0.05)) / 2
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     jobs = _work(dry_run_jobs(workdir, config_path))
-    assert _changed_params(jobs) == {"spatial_models", "spatial_figures"}, describe(jobs)
+    # headline_numbers counts the probes significant at spatial.fdr for the report
+    assert _changed_params(jobs) == {"spatial_models", "spatial_figures", "headline_numbers"}, describe(jobs)
     # downstream of the models' table only (the overlays draw it); ROIs and their
     # predictions are upstream and stay
-    others = [j for j in jobs if j.rule not in ("spatial_models", "spatial_figures", "spatial_overlay")]
+    others = [j for j in jobs if j.rule not in ("spatial_models", "spatial_figures", "spatial_overlay",
+                                                "headline_numbers")]
     assert not others, f"spatial.fdr reruns rules that do not use it:\n{describe(others)}"
 
 
 @pytest.mark.parametrize("module, by_params, scheduled", [
     # covariates.py: the ER+/ER- models and the survival model adjust for clinical covariates
+    # (the report's headline numbers read the survival tables)
     ("covariates.py", {"gene_statistics_er_models", "heterogeneity_survival"},
-     {"gene_statistics_er_models", "heterogeneity_survival"}),
+     {"gene_statistics_er_models", "heterogeneity_survival", "headline_numbers"}),
     # lme.py is imported by the spatial library, so every spatial rule's script reaches it.
     # spatial_rois is a checkpoint: until it has rerun, a dry run cannot list the per-slide
     # ROI jobs and shows the rules after it as downstream of it, not by their own params.
-    ("lme.py", {"spatial_rois"}, {"spatial_rois", "spatial_models", "spatial_figures"}),
+    ("lme.py", {"spatial_rois"}, {"spatial_rois", "spatial_models", "spatial_figures", "headline_numbers"}),
 ])
 def test_library_change_reruns_exactly_its_importers(workspace, tmp_path, module, by_params, scheduled):
     """The code version of each rule is its script's import closure: an edit reruns the

@@ -108,6 +108,14 @@ class Plan:
         gives no classifier; a listed label's absent column is refused instead)."""
         return _clinical_classifiers_run(self.config)
 
+    @cached_property
+    def headline_sources(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The result tables the report's headline numbers read (rule headline_numbers,
+        emo.headline) and, per stage this config does not run, the reason."""
+        from ..headline import headline_sources
+
+        return headline_sources(self.config, self.encoder, self.clinical_classifiers_run)
+
     def check_clinical_classifiers(self) -> None:
         """Configured labels are known and an existing clinical table has their columns
         (emo.classifiers.clinical)."""
