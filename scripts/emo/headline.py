@@ -50,7 +50,7 @@ MODEL_NAMES = {
 CLASSIFIER_SETS = ("test", "external", "heldout", "validation")
 
 
-def headline_sources(config: Mapping, encoder: str, clinical_classifiers_run: bool
+def headline_sources(config: Mapping, encoder: str, clinical_classifiers_run: bool, survival_entropy: bool = False
                      ) -> tuple[dict[str, str], dict[str, str]]:
     """The tables the headline reads ({name: path}, those of the stages this config runs)
     and, for each stage it does not run, the reason ({section: text naming the key})."""
@@ -70,6 +70,9 @@ def headline_sources(config: Mapping, encoder: str, clinical_classifiers_run: bo
     else:
         inputs["cox"] = f"results/heterogeneity/{encoder}/survival/cox.tsv"
         inputs["logrank"] = f"results/heterogeneity/{encoder}/survival/logrank.tsv"
+    if survival_entropy:
+        inputs["entropy_cox"] = f"results/heterogeneity/{encoder}/survival/composition_entropy/cox.tsv"
+        inputs["entropy_logrank"] = f"results/heterogeneity/{encoder}/survival/composition_entropy/logrank.tsv"
     if clinical_classifiers_run:
         inputs["classifiers"] = f"results/clinical_classifiers/{encoder}/metrics.tsv"
     elif not config["clinical_classifiers"]["enabled"]:
@@ -147,23 +150,26 @@ def spatial_rows(probes_path: str, fdr: float, ki67_path: str | None = None) -> 
     return rows
 
 
-def survival_rows(cox_path: str, logrank_path: str) -> list[dict]:
+def survival_rows(cox_path: str, logrank_path: str, covariate: str = "hti", label: str = "HTI",
+                  measures: tuple[str, str] = ("hti_hazard_ratio", "logrank_p")) -> list[dict]:
+    """Cox hazard ratio of the measure and the log-rank p of its high/low groups (the HTI,
+    or with ``covariate="composition_entropy"`` the composition entropy)."""
     cox = _read(cox_path)
-    hti = cox[cox["covariate"] == "hti"]
+    hti = cox[cox["covariate"] == covariate]
     rows = []
     if len(hti):
         h = hti.iloc[0]
-        others = [c for c in cox["covariate"] if c != "hti"]
+        others = [c for c in cox["covariate"] if c != covariate]
         adjusted = f", adjusted for {', '.join(others)}" if others else ""
-        rows.append(_row("survival", "hti_hazard_ratio", h["hazard_ratio"],
-                         f"Cox hazard ratio per unit HTI {_num(h['hazard_ratio'])} (CI {_num(h['hr_lower'])} to "
+        rows.append(_row("survival", measures[0], h["hazard_ratio"],
+                         f"Cox hazard ratio per unit {label} {_num(h['hazard_ratio'])} (CI {_num(h['hr_lower'])} to "
                          f"{_num(h['hr_upper'])}), p {_p(h['p'])}; {int(h['n'])} patients, {int(h['events'])} events"
                          f"{adjusted}", cox_path))
     logrank = _read(logrank_path)
     if len(logrank):
         g = logrank.iloc[0]
-        rows.append(_row("survival", "logrank_p", g["p"],
-                         f"log-rank HTI high vs low: p {_p(g['p'])} (n {int(g['n_high'])} / {int(g['n_low'])}, "
+        rows.append(_row("survival", measures[1], g["p"],
+                         f"log-rank {label} high vs low: p {_p(g['p'])} (n {int(g['n_high'])} / {int(g['n_low'])}, "
                          f"events {int(g['events_high'])} / {int(g['events_low'])})", logrank_path))
     return rows
 
@@ -199,6 +205,10 @@ def headline_table(inputs: Mapping[str, str], not_run: Mapping[str, str], spatia
         rows += spatial_rows(inputs["spatial"], spatial_fdr, inputs.get("spatial_ki67"))
     if "cox" in inputs:
         rows += survival_rows(inputs["cox"], inputs["logrank"])
+    if "entropy_cox" in inputs:
+        rows += survival_rows(inputs["entropy_cox"], inputs["entropy_logrank"], "composition_entropy",
+                              "composition entropy",
+                              ("composition_entropy_hazard_ratio", "composition_entropy_logrank_p"))
     if "classifiers" in inputs:
         rows += classifier_rows(inputs["classifiers"])
     for section, reason in not_run.items():

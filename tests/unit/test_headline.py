@@ -50,6 +50,11 @@ def tables(tmp_path):
              "events": 12}]),
         "logrank": _tsv(t / "logrank.tsv", [{"p": 0.01, "n_high": 15, "n_low": 25, "events_high": 8,
                                              "events_low": 4}]),
+        "entropy_cox": _tsv(t / "entropy_cox.tsv", [
+            {"covariate": "composition_entropy", "hazard_ratio": 7.5, "hr_lower": 2.0, "hr_upper": 28.0, "p": 0.002,
+             "n": 38, "events": 11}]),
+        "entropy_logrank": _tsv(t / "entropy_logrank.tsv", [{"p": 0.03, "n_high": 19, "n_low": 19,
+                                                             "events_high": 7, "events_low": 4}]),
         "classifiers": _tsv(t / "metrics.tsv", [
             {"label": "er", "set": "validation", "level": "patient", "metric": "auc", "value": 0.7, "ci_lower": 0.5,
              "ci_upper": 0.9, "n": 11},
@@ -78,6 +83,8 @@ def test_numbers_are_the_tables_cells(tables):
     assert _value(table, "probes_significant") == 1  # MKI67 only; ESR1 not fitted
     assert _value(table, "ki67_coefficient") == 1.5
     assert _value(table, "hti_hazard_ratio") == 4.2 and _value(table, "logrank_p") == 0.01
+    assert _value(table, "composition_entropy_hazard_ratio") == 7.5
+    assert _value(table, "composition_entropy_logrank_p") == 0.03
     # the most independent set a label has (test before validation), patient level
     assert _value(table, "er:test:auc") == 0.85
     assert _value(table, "pam50:validation:top1_accuracy") == 0.55
@@ -85,6 +92,7 @@ def test_numbers_are_the_tables_cells(tables):
     assert "20 of 57 genes at validation BH < 0.05" in text and "9 of 12 replicated" in text
     assert "strongest MKI67" in text and "1 not fitted" in text
     assert "adjusted for age" in text and "median Spearman n/a" in text
+    assert "per unit composition entropy 7.50" in text and "log-rank composition entropy high vs low: p 0.03" in text
     sources = dict(zip(table["measure"], table["source"]))
     assert sources["hti_hazard_ratio"] == tables["cox"] and sources["er:test:auc"] == tables["classifiers"]
     # sections in the landing page's order

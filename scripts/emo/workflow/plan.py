@@ -114,7 +114,7 @@ class Plan:
         emo.headline) and, per stage this config does not run, the reason."""
         from ..headline import headline_sources
 
-        return headline_sources(self.config, self.encoder, self.clinical_classifiers_run)
+        return headline_sources(self.config, self.encoder, self.clinical_classifiers_run, self.survival_entropy)
 
     def check_clinical_classifiers(self) -> None:
         """Configured labels are known and an existing clinical table has their columns
