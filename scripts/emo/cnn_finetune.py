@@ -563,3 +563,162 @@ def model_state_equal(a: Mapping, b: Mapping) -> bool:
         return x == y
     keys = ("model", "optimizer", "stopping", "kept_best", "kept_random", "curve", "epoch", "rng", "finished")
     return all(same(a[k], b[k]) for k in keys)
+
+
+# -------------------------------------------------------------------------- jobs
+@dataclasses.dataclass
+class SlideInput:
+    sample: str
+    slide: str
+    tile_store: str
+    mpp: float | None
+
+
+def job_fingerprint(gene: str, settings: Mapping, train: Sequence[str], tune: Sequence[str],
+                    targets: Mapping[str, float], code_version: str) -> str:
+    """What a checkpoint must share with the job to be resumed."""
+    payload = json.dumps({"gene": gene, "settings": dict(settings), "train": list(train), "tune": list(tune),
+                          "targets": {s: float(v) for s, v in sorted(targets.items())}, "code": code_version},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def gene_targets(expression_path: str | Path, gene: str, samples: Sequence[str],
+                 sample_patient: Mapping[str, str]) -> dict[str, float]:
+    """Sample -> its patient's prepared expression of ``gene`` (the training store)."""
+    from .stores.expression import read_expression_store
+
+    store = read_expression_store(expression_path)
+    genes = list(store.genes)
+    if gene not in genes:
+        raise InputTableError(f"gene {gene!r} (config key cnn_finetune.genes) is not among the genes that pass the "
+                              f"variance filter in {expression_path}; remove it from cnn_finetune.genes")
+    values = np.asarray(store.values)[:, genes.index(gene)]
+    row = {p: i for i, p in enumerate(store.patients)}
+    missing = sorted({sample_patient[s] for s in samples if sample_patient[s] not in row})
+    if missing:
+        raise InputTableError(f"patient(s) {missing[:5]} have train/tune slides but no expression in "
+                              f"{expression_path}; check the expression matrices")
+    return {s: float(values[row[sample_patient[s]]]) for s in samples}
+
+
+def run_gene_job(gene: str, expression_path: str, slides: Mapping[str, SlideInput], train: Sequence[str],
+                 tune: Sequence[str], predict: Sequence[str], sample_patient: Mapping[str, str], settings: Mapping,
+                 stain_method: str, code_version: str, outputs: Mapping[str, str], state_dir: str | Path) -> dict:
+    """One gene end to end: train (resuming from ``state_dir``), keep the best and
+    random epochs, predict the ``predict`` slides with the best epoch. ``outputs``:
+    model, training, kept, epochs (folder), predictions."""
+    from . import io, provenance
+    from .stores.cnn_finetune import GeneTilePredictions, write_gene_predictions
+    from .stores.tiles import read_tile_store_header
+    from .tiling import TileReader
+
+    cfg = FinetuneConfig.from_config({k: v for k, v in settings.items()
+                                      if k in {f.name for f in dataclasses.fields(FinetuneConfig)}})
+    weights_path(cfg)                                    # a missing weights file fails before any work
+    targets = gene_targets(expression_path, gene, list(train) + list(tune), sample_patient)
+    normalise = stain_method == "macenko"
+    readers = {s: TileReader(slides[s].slide, slides[s].tile_store, slides[s].mpp, normalise)
+               for s in sorted(set(train) | set(tune) | set(predict))}
+    job = Job(gene, readers, sorted(train), sorted(tune), targets,
+              job_fingerprint(gene, settings, sorted(train), sorted(tune), targets, code_version))
+    log.info("gene %s: %d train slides (%d tiles), %d tune slides; device %s", gene, len(train),
+             sum(len(readers[s]) for s in train), len(tune), resolve_device(cfg.device))
+    state = train_gene(job, cfg, state_dir)
+    model = final_model(state, state_dir, cfg)
+    model.update(code_version=code_version, weights=str(weights_path(cfg) or ""))
+    _save(model, Path(outputs["model"]))
+    params = {"cnn_finetune": dict(settings), "gene": gene}
+    inputs = [expression_path] + [slides[s].tile_store for s in sorted(readers)]
+    io.write_tsv(training_table(state), outputs["training"])
+    provenance.write_sidecar(outputs["training"], code_version, params, inputs)
+    import pandas as pd
+
+    kept = pd.DataFrame(export_kept(state, state_dir, outputs["epochs"]),
+                        columns=["epoch", "tune_loss", "best_rank", "random"])
+    io.write_tsv(kept, outputs["kept"])
+    provenance.write_sidecar(outputs["kept"], code_version, params, inputs)
+    values, coords, coords_attrs = {}, {}, {}
+    for s in sorted(predict):
+        values[s] = predict_tiles(model, readers[s], cfg)
+        coords[s] = readers[s].coords
+        coords_attrs[s] = dict(read_tile_store_header(slides[s].tile_store).coords_attrs)
+    write_gene_predictions(outputs["predictions"], GeneTilePredictions(
+        gene, values, coords, coords_attrs,
+        {"best_epoch": model["best_epoch"], "code_version": code_version, "params": json.dumps(params, default=str)}))
+    log.info("gene %s: best epoch %d (tune loss %.4f) of %d, %s", gene, model["best_epoch"], model["best_tune_loss"],
+             model["epochs_run"], "stopped early" if model["stopped_early"] else "ran to max_epochs")
+    return model
+
+
+def collect_predictions(gene_paths: Mapping[str, str], sample_patient: Mapping[str, str], slide_out: Mapping[str, str],
+                        code_version: str, params: Mapping):
+    """Per-gene tile predictions -> per-slide prediction stores in the heads' layout
+    (every gene a tile gene) and the patient table. Returns the patient table."""
+    from .predictions import aggregate_patients
+    from .stores.cnn_finetune import read_gene_predictions
+    from .stores.predictions import SlidePredictions, write_prediction_store
+
+    per_gene = {g: read_gene_predictions(p) for g, p in sorted(gene_paths.items())}
+    genes = sorted(per_gene)
+    for sample, path in sorted(slide_out.items()):
+        first = per_gene[genes[0]]
+        tiles = np.stack([per_gene[g].values[sample] for g in genes], 1).astype(np.float32)
+        for g in genes:
+            if not np.array_equal(per_gene[g].coords[sample], first.coords[sample]):
+                raise InputTableError(f"gene {g}: its predictions of slide {sample} are on other tiles than gene "
+                                      f"{genes[0]}'s (the tile store changed): rerun the cnn_finetune_gene jobs")
+        write_prediction_store(path, SlidePredictions(
+            genes=genes, slide_mean=tiles.astype(np.float64).mean(0).astype(np.float32), tile_genes=genes,
+            tile_values=tiles, coords=first.coords[sample], coords_attrs=first.coords_attrs[sample],
+            attrs={"sample": sample, "n_tiles": int(tiles.shape[0]), "tile_genes_setting": json.dumps("all"),
+                   "model": "cnn_finetune", "code_version": code_version,
+                   "params": json.dumps(dict(params), default=str)}))
+    return aggregate_patients(dict(slide_out), sample_patient)
+
+
+def summary_table(training_paths: Mapping[str, str], max_epochs: int):
+    """gene, best_epoch, best_tune_loss, epochs_run, stopped_early (as the heads'
+    training_summary.tsv) from the per-gene training tables."""
+    import pandas as pd
+
+    from . import io
+
+    rows = []
+    for gene, path in sorted(training_paths.items()):
+        t = io.read_table(path)
+        best = t.loc[t["tune_loss"].idxmin()] if len(t) else None
+        rows.append({"gene": gene, "best_epoch": int(best["epoch"]) if best is not None else 0,
+                     "best_tune_loss": float(best["tune_loss"]) if best is not None else float("nan"),
+                     "epochs_run": int(len(t)), "stopped_early": bool(len(t) < max_epochs)})
+    return pd.DataFrame(rows, columns=["gene", "best_epoch", "best_tune_loss", "epochs_run", "stopped_early"])
+
+
+def plot_curves(training_paths: Mapping[str, str], path: str | Path) -> None:
+    """Train and tune loss per epoch of every fine-tuned gene; dot = best epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import io
+    from .io import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for gene, p in sorted(training_paths.items()):
+        t = io.read_table(p)
+        line, = axes[1].plot(t["epoch"], t["tune_loss"], lw=1, label=gene)
+        axes[0].plot(t["epoch"], t["train_loss"], lw=1, color=line.get_color())
+        if len(t):
+            b = t.loc[t["tune_loss"].idxmin()]
+            axes[1].plot([b["epoch"]], [b["tune_loss"]], "o", color=line.get_color(), ms=4)
+    for ax, title in zip(axes, ("train loss (augmented tiles)", "tune loss (fixed tune batches)")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+    axes[0].set_ylabel("MSE (units of the training variance)")
+    if training_paths:
+        axes[1].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
