@@ -34,3 +34,19 @@ def tiny_job(folder: Path, gene: str = "ESR1", fingerprint: str = "test") -> cnn
 
 def tiny_config(**overrides) -> cnn_finetune.FinetuneConfig:
     return cnn_finetune.FinetuneConfig.from_config({**TINY, **overrides})
+
+
+def training_store(path: Path, genes=("ESR1", "MKI67")) -> Path:
+    """A minimal results/expression/training.h5: patients P<sample> with TARGETS as ESR1."""
+    import numpy as np
+
+    from emo.stores.expression import write_training_store
+
+    patients = sorted(f"P{s}" for s in TARGETS)
+    values = np.array([[TARGETS[p[1:]], 10.0 - TARGETS[p[1:]]] for p in patients])[:, : len(genes)]
+    write_training_store(path, {"values": values, "patients": patients, "genes": list(genes),
+                                "cohort": ["c"] * len(patients), "split": ["train"] * len(patients),
+                                "genes_all": list(genes), "reference_median": np.zeros(len(genes)),
+                                "offsets": {"c": np.zeros(len(genes))}, "reference": "c", "fit_patients": {}},
+                         {"code_version": "test"})
+    return path

@@ -94,3 +94,50 @@ def test_missing_imagenet_weights_names_the_config_key(tmp_path):
     cfg = cnn_finetune.FinetuneConfig.from_config({"weights": str(tmp_path / "nope.pth")})
     with pytest.raises(ConfigError, match="cnn_finetune.weights"):
         cnn_finetune.build_model(cfg, "G")
+
+
+def test_gene_job_writes_checkpoints_and_predictions_in_the_heads_layout(tmp_path):
+    """run_gene_job (what the rule runs) for one gene, one epoch, then the collect step:
+    per-slide prediction stores and a patient table in the heads' layouts."""
+    import h5py
+
+    from cnn_finetune_fixtures import TARGETS, tile_store_of_x40, training_store
+    from emo import io
+    from emo.stores.predictions import open_prediction_store
+
+    slide, store = tile_store_of_x40(tmp_path)
+    # a 3-tile "slide" to predict: the x40 store with its first tiles only (CPU time)
+    small = tmp_path / "V1.h5"
+    with h5py.File(store) as src, h5py.File(small, "w") as dst:
+        for key in src:
+            src.copy(key, dst)
+        dst.attrs.update(src.attrs)
+        coords = dst["coords"][:3]
+        attrs = dict(dst["coords"].attrs)
+        del dst["coords"]
+        dst.create_dataset("coords", data=coords).attrs.update(attrs)
+    slides = {s: cnn_finetune.SlideInput(s, slide, str(store), None) for s in TARGETS}
+    slides["V1"] = cnn_finetune.SlideInput("V1", slide, str(small), None)
+    sample_patient = {s: f"P{s}" for s in slides}
+    settings = {**cnn_finetune.dataclasses.asdict(tiny_config(max_epochs=1, keep_best=1, keep_random=0))}
+    outputs = {k: str(tmp_path / "out" / name) for k, name in
+               (("model", "model.pt"), ("training", "training.tsv"), ("kept", "kept.tsv"), ("epochs", "epochs"),
+                ("predictions", "predictions.h5"))}
+    expression = training_store(tmp_path / "training.h5")
+    with pytest.raises(Exception, match="cnn_finetune.genes"):
+        cnn_finetune.run_gene_job("TP53", str(expression), slides, ["T1", "T2"], ["U1"], ["V1"], sample_patient,
+                                  settings, "none", "v1", outputs, tmp_path / "state")
+    model = cnn_finetune.run_gene_job("ESR1", str(expression), slides, ["T1", "T2", "T3"], ["U1", "U2"], ["V1"],
+                                      sample_patient, settings, "none", "v1", outputs, tmp_path / "state")
+    assert model["best_epoch"] == 1 and model["code_version"] == "v1"
+    assert list(io.read_table(outputs["kept"])["epoch"]) == [1]
+    assert (tmp_path / "out" / "epochs" / "epoch_0001.pt").exists()
+    assert (tmp_path / "out" / "training.tsv.json").exists()
+    out = {"V1": str(tmp_path / "pred" / "V1.h5")}
+    patients = cnn_finetune.collect_predictions({"ESR1": outputs["predictions"]}, sample_patient, out, "v2", {})
+    assert list(patients.columns) == ["patient", "ESR1"] and list(patients["patient"]) == ["PV1"]
+    with open_prediction_store(out["V1"]) as reader:
+        values = reader.tile_values([0])
+        assert reader.tile_genes == ["ESR1"] and values.shape == (3, 1)
+        assert reader.attrs["code_version"] == "v2"
+    assert patients["ESR1"].iloc[0] == pytest.approx(float(values.mean()), rel=1e-6)
