@@ -366,6 +366,7 @@ def train_gene(job: Job, cfg: FinetuneConfig, state_dir: str | Path, stop_after_
         raise InputTableError(f"gene {job.gene}: no tune slides; early stopping needs tune patients "
                               "(raise splits.proportions.tune)")
     state_dir = Path(state_dir)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS (before CUDA starts)
     device = resolve_device(cfg.device)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
@@ -394,7 +395,7 @@ def train_gene(job: Job, cfg: FinetuneConfig, state_dir: str | Path, stop_after_
             epoch = int(ckpt["epoch"])
             _set_rng_state(ckpt["rng"], device)
             log.info("gene %s: resumed from %s at epoch %d", job.gene, checkpoint, epoch)
-            if ckpt["finished"]:
+            if ckpt["finished"] and (epoch >= cfg.max_epochs or not stopping.active[0]):
                 return ckpt
         else:
             log.warning("gene %s: %s is from another configuration or code; starting afresh", job.gene, checkpoint)
@@ -441,15 +442,15 @@ def train_gene(job: Job, cfg: FinetuneConfig, state_dir: str | Path, stop_after_
                 total += float(loss.detach())
             tune = tune_loss(model, tune_batches, cfg, preprocess, device)
             stopping.update(epoch, np.array([tune]))
-            if update_kept(kept, epoch, tune, cfg):
+            if update_kept(kept, epoch, tune, cfg):       # written before the checkpoint that lists it
                 _save(model.state_dict(), _epoch_path(state_dir, epoch))
-            for stale in (state_dir / "epochs").glob("epoch_*.pt"):
-                if int(stale.stem.split("_")[1]) not in kept.files():
-                    stale.unlink()
             curve.append((epoch, total / cfg.steps_per_epoch, tune))
             done_here += 1
             ckpt = _checkpoint(job, model, optimizer, stopping, kept, curve, epoch, device, False, t_mean, t_sd)
             _save(ckpt, checkpoint)
+            for stale in (state_dir / "epochs").glob("epoch_*.pt"):   # evicted: after the checkpoint
+                if int(stale.stem.split("_")[1]) not in kept.files():
+                    stale.unlink()
             if epoch % log_every == 0:
                 log.info("gene %s epoch %d: train %.4f tune %.4f (%.1f s)", job.gene, epoch, curve[-1][1], tune,
                          time.perf_counter() - t0)
@@ -574,10 +575,17 @@ class SlideInput:
     mpp: float | None
 
 
+# settings that change what training computes; the others (resources, loader, device,
+# prediction splits, max_epochs: raising it continues a finished run) do not void a checkpoint
+FINGERPRINT_KEYS = ("input_px", "init", "weights", "learning_rate", "adam_betas", "adam_eps", "batch_size",
+                    "steps_per_epoch", "tune_batches", "patience", "min_delta", "keep_best", "keep_random",
+                    "max_tiles_per_slide", "seed")
+
+
 def job_fingerprint(gene: str, settings: Mapping, train: Sequence[str], tune: Sequence[str],
                     targets: Mapping[str, float], code_version: str) -> str:
     """What a checkpoint must share with the job to be resumed."""
-    payload = json.dumps({"gene": gene, "settings": dict(settings), "train": list(train), "tune": list(tune),
+    payload = json.dumps({"gene": gene, "settings": {k: settings.get(k) for k in FINGERPRINT_KEYS}, "train": list(train), "tune": list(tune),
                           "targets": {s: float(v) for s, v in sorted(targets.items())}, "code": code_version},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -11,6 +11,7 @@ CNN_FINETUNE_GENES = PLAN.cnn_finetune_genes  # [] unless enabled (checked again
 CNN_FINETUNE_PREDICT = PLAN.cnn_finetune_predict_samples
 CNN_FINETUNE_SAMPLES = sorted(set(PLAN.model_samples) | set(CNN_FINETUNE_PREDICT))
 CNN_FINETUNE_GPU = {"gpu": 1} if CNN_FINETUNE["gpu"] else {}
+CNN_FINETUNE_SETTINGS = PLAN.cnn_finetune_settings  # without resources: changing one reruns nothing
 
 
 # (lambdas: `snakemake --lint` flags `def` beside rules)
@@ -50,7 +51,7 @@ rule cnn_finetune_gene:
         tune_samples=PLAN.tune_samples,
         predict_samples=CNN_FINETUNE_PREDICT,
         sample_patient={s: PLAN.sample_patient[s] for s in CNN_FINETUNE_SAMPLES},
-        settings={k: v for k, v in CNN_FINETUNE.items() if k not in ("enabled", "genes")},
+        settings=CNN_FINETUNE_SETTINGS,
         stain_method=config["stain_normalisation"]["method"],
         # not an output: Snakemake leaves it alone, so a preempted job resumes from it
         state_dir=lambda wildcards: f"results/cnn_finetune/{wildcards.gene}/state",
@@ -82,7 +83,7 @@ rule cnn_finetune_predictions:
     params:
         genes=CNN_FINETUNE_GENES,
         sample_patient={s: PLAN.sample_patient[s] for s in CNN_FINETUNE_PREDICT},
-        settings={k: v for k, v in CNN_FINETUNE.items() if k not in ("enabled", "genes")},
+        settings=CNN_FINETUNE_SETTINGS,
         code_version=script_version("cnn_finetune_predictions.py"),
     script:
         script_path("cnn_finetune_predictions.py")

@@ -260,6 +260,13 @@ class Plan:
                               f"matrix ({self.expression_paths.get(self.reference_cohort, '')}); check the symbols")
         return genes
 
+    @property
+    def cnn_finetune_settings(self) -> dict:
+        """``cnn_finetune`` without the stage switch, gene list and job resources: the
+        settings a job computes with (its params; changing a resource reruns nothing)."""
+        return {k: v for k, v in self.config["cnn_finetune"].items()
+                if k not in ("enabled", "genes", "gpu", "threads", "mem_mb", "runtime")}
+
     @cached_property
     def cnn_finetune_predict_samples(self) -> list[str]:
         """Slides the fine-tuned models predict (``cnn_finetune.predict_splits``)."""
