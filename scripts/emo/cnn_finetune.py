@@ -712,7 +712,7 @@ def plot_curves(training_paths: Mapping[str, str], path: str | Path) -> None:
     from . import io
     from .io import atomic_path
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for gene, p in sorted(training_paths.items()):
         t = io.read_table(p)
         line, = axes[1].plot(t["epoch"], t["tune_loss"], lw=1, label=gene)
@@ -723,6 +723,7 @@ def plot_curves(training_paths: Mapping[str, str], path: str | Path) -> None:
     for ax, title in zip(axes, ("train loss (augmented tiles)", "tune loss (fixed tune batches)")):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.set_yscale("log")
     axes[0].set_ylabel("MSE (units of the training variance)")
     if training_paths:
         axes[1].legend(fontsize=7, frameon=False)
