@@ -27,6 +27,7 @@ include: "workflow/rules/tumour_regions.smk"
 include: "workflow/rules/peer_exports.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/gene_models.smk"
+include: "workflow/rules/cnn_finetune.smk"
 include: "workflow/rules/predictions.smk"
 include: "workflow/rules/slide_models.smk"
 include: "workflow/rules/gene_statistics.smk"
@@ -58,6 +59,7 @@ rule all:
         peer_exports_targets(),
         expression_targets(),
         gene_models_targets(),
+        cnn_finetune_targets(),
         predictions_targets(),
         slide_models_targets(),
         gene_statistics_targets(),

@@ -27,6 +27,8 @@ from workflow_runner import REPO_ROOT, snakemake  # noqa: F401  (re-exported for
 SMALL_CONFIG = "config/test/config.yaml"
 GPU_RULES = ("extract_features", "train_gene_chunk", "predict_slide", "slide_model_train",
              "slide_model_predict")
+# GPU rules of optional stages the small demo does not run (cnn_finetune.enabled: false).
+OPTIONAL_GPU_RULES = ("cnn_finetune_gene",)
 # Rules that depend on one slide (wildcard `sample`).
 PER_SLIDE_RULES = ("tile_slide", "extract_features", "predict_slide")
 TEXT_SUFFIXES = (".tsv", ".json", ".csv", ".txt")

@@ -12,7 +12,7 @@ import yaml
 
 from workflow_runner import REPO_ROOT, make_workspace
 from slurm_cluster import write_test_profile
-from slurm_fixtures import GPU_RULES, SMALL_CONFIG, dry_run_jobs, snakemake
+from slurm_fixtures import GPU_RULES, OPTIONAL_GPU_RULES, SMALL_CONFIG, dry_run_jobs, snakemake
 
 SLURM_PROFILE = REPO_ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT_PROFILE = REPO_ROOT / "profiles" / "default" / "config.yaml"
@@ -48,14 +48,14 @@ def test_slurm_profile_settings():
 def test_gpu_rules_go_to_gpu_partition_with_one_gpu():
     profile = _profile()
     cpu_partition = profile["default-resources"]["slurm_partition"]
-    for rule in GPU_RULES:
+    for rule in GPU_RULES + OPTIONAL_GPU_RULES:
         resources = profile["set-resources"][rule]
         assert resources["gpu"] == 1, rule
         assert resources["slurm_partition"] != cpu_partition, rule
         assert "gres" not in resources, f"{rule}: set gpu or gres, not both"
     for rule, resources in profile["set-resources"].items():
         assert not ("gpu" in resources and "gres" in resources), rule
-        if rule not in GPU_RULES:
+        if rule not in GPU_RULES + OPTIONAL_GPU_RULES:
             assert "gpu" not in resources and "slurm_partition" not in resources, \
                 f"{rule}: CPU rules take the default partition"
 
@@ -143,7 +143,7 @@ def test_test_profile_is_derived_from_the_real_one(tmp_path):
     for rule, resources in real["set-resources"].items():
         derived = profile["set-resources"][rule]
         assert {k: v for k, v in derived.items() if k != "gpu_model"} == resources, rule
-        assert ("gpu_model" in derived) == (rule in GPU_RULES), rule
+        assert ("gpu_model" in derived) == (rule in GPU_RULES + OPTIONAL_GPU_RULES), rule
 
 
 def test_cluster_config_renders(tmp_path):

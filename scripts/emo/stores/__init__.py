@@ -5,6 +5,7 @@
 - :mod:`emo.stores.predictions`: per-slide prediction store
 - :mod:`emo.stores.expression`: ``results/expression/training.h5`` and ``prepared.h5``
 - :mod:`emo.stores.models`: ridge baseline ``results/models/{encoder}/ridge.h5``
+- :mod:`emo.stores.cnn_finetune`: per-gene tile predictions of a fine-tuned CNN
 
 Each module has a dataclass for what the store holds and ``write_*``/``read_*``/``open_*``
 functions; :mod:`emo.stores._h5` holds the shared string and attribute helpers.

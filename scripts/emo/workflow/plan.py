@@ -254,6 +254,39 @@ class Plan:
         return int(2000 + len(self.model_samples) * _FEATURE_DIM_ESTIMATE * 8 * 4 / 2**20)
 
 
+    # ---------------------------------------------------------------- cnn fine-tuning
+    @cached_property
+    def cnn_finetune_genes(self) -> list[str]:
+        """The genes of ``cnn_finetune.genes`` (sorted) when the stage is enabled, else [].
+        Each must be a gene of the reference expression matrix (checked here, when the
+        DAG is built; the variance filter is checked by the job)."""
+        section = self.config["cnn_finetune"]
+        if not section["enabled"]:
+            return []
+        genes = sorted(section["genes"])
+        if not genes:
+            raise ConfigError("config key cnn_finetune.genes is empty but cnn_finetune.enabled is true: "
+                              "list the genes to fine-tune (e.g. [ESR1, MKI67]) or set enabled: false")
+        known = set(self.input_genes)
+        unknown = [g for g in genes if g not in known]
+        if unknown:
+            raise ConfigError(f"config key cnn_finetune.genes: {unknown[:5]} not in the reference cohort's expression "
+                              f"matrix ({self.expression_paths.get(self.reference_cohort, '')}); check the symbols")
+        return genes
+
+    @property
+    def cnn_finetune_settings(self) -> dict:
+        """``cnn_finetune`` without the stage switch, gene list and job resources: the
+        settings a job computes with (its params; changing a resource reruns nothing)."""
+        return {k: v for k, v in self.config["cnn_finetune"].items()
+                if k not in ("enabled", "genes", "gpu", "threads", "mem_mb", "runtime")}
+
+    @cached_property
+    def cnn_finetune_predict_samples(self) -> list[str]:
+        """Slides the fine-tuned models predict (``cnn_finetune.predict_splits``)."""
+        return self.samples_with_split(*self.config["cnn_finetune"]["predict_splits"])
+
+
 def _input_genes(config: Mapping, reference: str, demo: Mapping) -> list[str]:
     """Sorted genes of the reference cohort's matrix; before the demo generator has written
     it, the demo design's genes (the same list)."""
