@@ -184,6 +184,10 @@ def test_text_survival_coding_is_refused_when_the_dag_is_built(workspace, tmp_pa
     plan(config).check_survival_clinical()  # survival off: not checked
     config["survival"]["enabled"] = True
     config["heterogeneity"]["enabled"] = False
+    # without the HTI, survival by composition entropy (tumour_regions.composition) still reads it
+    with pytest.raises(InputTableError, match="column 'survival_event'"):
+        plan(config).check_survival_clinical()
+    config["survival"]["composition_entropy"] = False
     plan(config).check_survival_clinical()
 
 
