@@ -45,8 +45,9 @@ def metrics_figure(metrics: pd.DataFrame, path) -> None:
             ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
             ax.set_ylim(0, 1.05)
             ax.set_title(f"{title} (cross-validation)")
-        axes[0][0].legend(loc="upper left", frameon=False, ncol=2)
-        fig.tight_layout()
+        handles, names = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", frameon=False, ncol=len(models))
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         _save(fig, path)
 
 
