@@ -255,7 +255,7 @@ def test_fusion_table_fusion_vs_unimodal_and_negative_control(demo_dir, capsys):
     assert (cv["difference"] >= 0).any(), "no target where fusion reaches the best unimodal model"
     m = metrics.set_index(["target", "model", "set"])
     assert 0.35 <= m.loc[("her2", "image", "cv"), "roc_auc"] <= 0.65  # negative control: no image signal
-    assert m.loc[("her2", "expression", "cv"), "roc_auc"] >= 0.75
+    assert m.loc[("her2", "expression", "cv"), "roc_auc"] >= 0.7
     assert m.loc[("pam50:Basal", "image", "cv"), "roc_auc"] > m.loc[("her2", "image", "cv"), "roc_auc"]
     assert folds["patient"].is_unique
     cvp = predictions[predictions["set"] == "cv"]
