@@ -35,6 +35,7 @@ include: "workflow/rules/model_comparison.smk"
 include: "workflow/rules/spatial_validation.smk"
 include: "workflow/rules/heterogeneity.smk"
 include: "workflow/rules/clinical_classifiers.smk"
+include: "workflow/rules/fusion_classifiers.smk"
 include: "workflow/rules/pathway_enrichment.smk"
 include: "workflow/rules/gene_statistics_ki67.smk"
 include: "workflow/rules/gene_maps.smk"
@@ -67,6 +68,7 @@ rule all:
         spatial_validation_targets(),
         heterogeneity_targets(),
         clinical_classifiers_targets(),
+        fusion_classifiers_targets(),
         pathway_enrichment_targets(),
         gene_statistics_ki67_targets(),
         gene_maps_targets(),

@@ -259,6 +259,22 @@ def test_clinical_classifier_labels_are_checked_against_an_existing_table(worksp
         plan(config).check_clinical_classifiers()
 
 
+def test_fusion_targets_and_heads_are_checked_when_the_dag_is_built(workspace, tmp_path):
+    config = _own_cohort(workspace, tmp_path, "patient\ter\tpam50\nP1\tpositive\tLumA\n")
+    config["fusion"] = {"targets": ["pam50:Basal", "her2"]}
+    result = plan(config)
+    assert result.fusion_run
+    with pytest.raises(InputTableError, match=r"column\(s\) \['her2'\] of the targets in config key 'fusion.targets'"):
+        result.check_fusion()
+    config["fusion"] = {"targets": ["pam50", "er"], "cross_attention": {"dim": 10, "heads": 4}}
+    with pytest.raises(ConfigError, match="fusion.cross_attention.heads"):
+        plan(config).check_fusion()
+    config["fusion"] = {"targets": ["pam50", "er"]}
+    plan(config).check_fusion()
+    del config["clinical"]
+    assert not plan(config).fusion_run
+
+
 def _own_cohort_with_rois(tmp_path, rois: list[dict]) -> dict:
     """A one-slide user cohort (a real SVS, 2220 x 2967 px at 0.499 µm/px) with an ROI table."""
     from external_slides import cmu_small_region

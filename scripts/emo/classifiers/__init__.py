@@ -7,8 +7,12 @@ image+expression fusion.
   (``predict_proba``), :func:`group_mean` (patient score = mean of its rows' probabilities).
 * :mod:`.folds` — :func:`patient_folds`: patient- and optionally site-disjoint k folds.
 * :mod:`.metrics` — DeLong AUC and CI, one-vs-rest AUCs, top-k accuracy with Wilson CI,
-  confusion matrix, ROC points.
+  confusion matrix, ROC points; F1, average precision (PR-AUC), rank AUC and their
+  bootstrap CIs, vectorised over resamples.
 * :mod:`.clinical` — the clinical labels end to end.
+* :mod:`.fusion` (with :mod:`.fusion_net`, :mod:`.fusion_figures`) — image + expression
+  subtype classifiers (paper 004): unimodal, concatenation, late and cross-attention
+  fusion on shared patient folds; F1 / PR-AUC / ROC-AUC with CIs.
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ SLIDE_KEYS = ("seed", "out_dir", "patients", "two_slide_fraction", "composition_
               "truth_um_per_px", "jpeg_quality", "site_stain", "fat_rich_fraction", "max_fat_fraction")
 # Dirichlet centre of a fat-rich tumour (breast: fat is everywhere, some tumours sit in it).
 FAT_RICH_COMPOSITION = {"tumour": 0.2, "stroma": 0.15, "lymphocytes": 0.06, "fat": 0.55, "necrosis": 0.04}
+# Basal-like tumours' image correlate (the demo's subtype planted in both modalities):
+# triple-negative breast cancers are richer in tumour-infiltrating lymphocytes and more
+# often necrotic. Multipliers of the composition centre's shares (renormalised): base
+# centre lymphocytes 0.13 -> 0.23, necrosis 0.07 -> 0.11.
+BASAL_SHIFT = {"lymphocytes": 2.2, "necrosis": 2.0}
 # The driver name of tumour-cell genes: the patient's nuclear grade, not a compartment share.
 TUMOUR_GRADE = "tumour_grade"
 
@@ -289,9 +294,39 @@ def fat_rich(cfg: Mapping[str, Any], patient: str) -> bool:
     return bool(rng_for(cfg["seed"], "fat_rich", patient).random() < float(cfg["fat_rich_fraction"]))
 
 
+def receptor_draws(cfg: Mapping[str, Any], patient: str) -> tuple[np.random.Generator, bool, bool, bool, bool]:
+    """The patient's clinical generator after its first four draws and those draws: ER,
+    HER2, PR status and whether the tumour is Normal-like (emo.demo.tables.clinical_status
+    continues from the generator)."""
+    rng = rng_for(cfg["seed"], "clinical", patient)
+    er = bool(rng.random() < 0.75)
+    her2 = bool(rng.random() < (0.12 if er else 0.35))
+    pr = bool(rng.random() < (0.8 if er else 0.05))
+    normal = bool(rng.random() < 0.05)
+    return rng, er, her2, pr, normal
+
+
+def basal_like(cfg: Mapping[str, Any], patient: str) -> bool:
+    """PAM50 Basal: ER- and HER2-negative, not Normal-like (known before the slides exist)."""
+    _, er, her2, _, normal = receptor_draws(cfg, patient)
+    return not (normal or er or her2)
+
+
+def composition_centre(cfg: Mapping[str, Any], patient: str) -> dict[str, float]:
+    """The Dirichlet centre of a patient's tissue composition: fat-rich or the base one; a
+    Basal-like tumour's lymphocyte and necrosis shares scaled by ``BASAL_SHIFT`` (then
+    renormalised): the demo's one image correlate of a molecular subtype."""
+    centre = dict(FAT_RICH_COMPOSITION if fat_rich(cfg, patient) else BASE_COMPOSITION)
+    if basal_like(cfg, patient):
+        centre = {c: v * BASAL_SHIFT.get(c, 1.0) for c, v in centre.items()}
+        total = sum(centre.values())
+        centre = {c: v / total for c, v in centre.items()}
+    return centre
+
+
 def patient_composition(cfg: Mapping[str, Any], patient: str) -> dict[str, float]:
     rng = rng_for(cfg["seed"], "composition", patient)
-    centre = FAT_RICH_COMPOSITION if fat_rich(cfg, patient) else BASE_COMPOSITION
+    centre = composition_centre(cfg, patient)
     alpha = np.array([centre[c] for c in COMPARTMENTS]) * float(cfg["composition_concentration"])
     comp = cap_fat(rng.dirichlet(alpha), float(cfg["max_fat_fraction"]))
     return {c: float(v) for c, v in zip(COMPARTMENTS, comp)}

@@ -70,12 +70,9 @@ def clinical_status(cfg: Mapping[str, Any], fractions: pd.DataFrame, cohort_of: 
     """Receptor status, subtype, TP53 and covariates per patient (before survival)."""
     rows = []
     for patient in fractions.index:
-        rng = rng_for(cfg["seed"], "clinical", patient)
-        er = rng.random() < 0.75
-        her2 = rng.random() < (0.12 if er else 0.35)
-        pr = rng.random() < (0.8 if er else 0.05)
+        rng, er, her2, pr, normal = design.receptor_draws(cfg, patient)  # Basal-like composition is planted from them
         tumour = fractions.loc[patient, "tumour"]
-        if rng.random() < 0.05:
+        if normal:
             pam50 = "Normal"
         elif not er and not her2:
             pam50 = "Basal"

@@ -122,6 +122,17 @@ class Plan:
         _check_clinical_classifiers(self.config)
 
     @cached_property
+    def fusion_run(self) -> bool:
+        """The image + expression fusion stage runs: enabled and config key clinical set
+        (its targets come from the clinical table)."""
+        return bool(self.config["fusion"]["enabled"] and self.config.get("clinical"))
+
+    def check_fusion(self) -> None:
+        """Configured fusion targets are known, the attention heads divide the token width,
+        and an existing clinical table has the targets' columns (emo.classifiers.fusion)."""
+        _check_fusion(self.config, self.fusion_run)
+
+    @cached_property
     def ki67_column(self) -> str | None:
         """Config statistics.ki67_column (None: the Ki67 rule is off), checked against an
         existing clinical table (a table the run generates is checked by the job)."""
@@ -525,6 +536,29 @@ def _check_clinical_classifiers(config: Mapping) -> None:
 
     resolve_labels(cfg, read_clinical(path, _clinical_mapping(config)).columns,
                    f"clinical table {path} (config key 'clinical')")
+
+
+def _check_fusion(config: Mapping, runs: bool) -> None:
+    from ..classifiers.fusion import check_targets, target_spec
+    from ..errors import ConfigError
+
+    cfg = config["fusion"]
+    for target in cfg["targets"]:
+        target_spec(target, cfg)
+    attention = cfg["cross_attention"]
+    if attention["dim"] % attention["heads"]:
+        raise ConfigError(f"config key 'fusion.cross_attention.heads': {attention['heads']} heads do not divide "
+                          f"dim {attention['dim']}; choose heads dividing fusion.cross_attention.dim")
+    if cfg["attention_figure_target"] is not None and cfg["attention_figure_target"] not in cfg["targets"]:
+        raise ConfigError(f"config key 'fusion.attention_figure_target': {cfg['attention_figure_target']!r} is not "
+                          f"one of fusion.targets {list(cfg['targets'])}")
+    path = config.get("clinical")
+    if not (runs and Path(path).is_file()):
+        return
+    from ..stats.inputs import read_clinical
+
+    check_targets(cfg, read_clinical(path, _clinical_mapping(config)).columns,
+                  f"clinical table {path} (config key 'clinical')")
 
 
 def plan(config: Mapping[str, Any], sheet: pd.DataFrame | None = None) -> Plan:
