@@ -37,6 +37,7 @@ SECTION_TITLES = {
     "spatial": "Spatial validation (mixed-effects models)",
     "survival": "Heterogeneity and survival",
     "clinical_classifiers": "Clinical classifiers",
+    "fusion": "Image + expression fusion",
 }
 MODEL_NAMES = {
     "emo": "emo per-gene heads",
@@ -50,8 +51,8 @@ MODEL_NAMES = {
 CLASSIFIER_SETS = ("test", "external", "heldout", "validation")
 
 
-def headline_sources(config: Mapping, encoder: str, clinical_classifiers_run: bool, survival_entropy: bool = False
-                     ) -> tuple[dict[str, str], dict[str, str]]:
+def headline_sources(config: Mapping, encoder: str, clinical_classifiers_run: bool, survival_entropy: bool = False,
+                     fusion_run: bool = False) -> tuple[dict[str, str], dict[str, str]]:
     """The tables the headline reads ({name: path}, those of the stages this config runs)
     and, for each stage it does not run, the reason ({section: text naming the key})."""
     inputs = {"tiling": "results/tiles/qc/summary.tsv",
@@ -80,6 +81,12 @@ def headline_sources(config: Mapping, encoder: str, clinical_classifiers_run: bo
     else:
         not_run["clinical_classifiers"] = ("not run (no clinical table with a label column: "
                                            "config keys clinical, clinical_classifiers.labels)")
+    if fusion_run:
+        inputs["fusion"] = f"results/statistics/{encoder}/fusion/summary.tsv"
+    elif not config["fusion"]["enabled"]:
+        not_run["fusion"] = "not run (fusion.enabled: false)"
+    else:
+        not_run["fusion"] = "not run (no clinical table: config key clinical)"
     return inputs, not_run
 
 
@@ -198,6 +205,19 @@ def classifier_rows(path: str) -> list[dict]:
     return rows
 
 
+def fusion_rows(path: str) -> list[dict]:
+    """Per target: the best fusion model beside the best unimodal one (PR-AUC, cross-validation)."""
+    summary = _read(path)
+    summary = summary[(summary["metric"] == "pr_auc") & (summary["set"] == "cv")]
+    rows = []
+    for r in summary.to_dict("records"):
+        text = (f"{r['target']}: PR-AUC best fusion ({r['best_fusion']}) {_num(r['best_fusion_value'])} vs best "
+                f"unimodal ({r['best_unimodal']}) {_num(r['best_unimodal_value'])}; image only "
+                f"{_num(r['image_value'])} (cross-validation)")
+        rows.append(_row("fusion", f"{r['target']}:fusion_minus_unimodal_pr_auc", r["difference"], text, path))
+    return rows
+
+
 def headline_table(inputs: Mapping[str, str], not_run: Mapping[str, str], spatial_fdr: float) -> pd.DataFrame:
     """Every headline number, in section order; a switched-off stage is one ``not_run`` row."""
     rows = tiling_rows(inputs["tiling"]) + model_rows(inputs["models"])
@@ -211,6 +231,8 @@ def headline_table(inputs: Mapping[str, str], not_run: Mapping[str, str], spatia
                               ("composition_entropy_hazard_ratio", "composition_entropy_logrank_p"))
     if "classifiers" in inputs:
         rows += classifier_rows(inputs["classifiers"])
+    if "fusion" in inputs:
+        rows += fusion_rows(inputs["fusion"])
     for section, reason in not_run.items():
         rows.append(_row(section, "stage", None, reason, "config", status="not_run"))
     order = {name: i for i, name in enumerate(SECTION_TITLES)}

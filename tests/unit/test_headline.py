@@ -55,6 +55,13 @@ def tables(tmp_path):
              "n": 38, "events": 11}]),
         "entropy_logrank": _tsv(t / "entropy_logrank.tsv", [{"p": 0.03, "n_high": 19, "n_low": 19,
                                                              "events_high": 7, "events_low": 4}]),
+        "fusion": _tsv(t / "fusion_summary.tsv", [
+            {"target": "basal", "set": "cv", "metric": "pr_auc", "best_unimodal": "expression",
+             "best_unimodal_value": 0.92, "best_fusion": "late", "best_fusion_value": 0.89, "difference": -0.03,
+             "image_value": 0.69},
+            {"target": "basal", "set": "cv", "metric": "f1", "best_unimodal": "expression",
+             "best_unimodal_value": 0.8, "best_fusion": "late", "best_fusion_value": 0.7, "difference": -0.1,
+             "image_value": 0.5}]),
         "classifiers": _tsv(t / "metrics.tsv", [
             {"label": "er", "set": "validation", "level": "patient", "metric": "auc", "value": 0.7, "ci_lower": 0.5,
              "ci_upper": 0.9, "n": 11},
@@ -85,6 +92,7 @@ def test_numbers_are_the_tables_cells(tables):
     assert _value(table, "hti_hazard_ratio") == 4.2 and _value(table, "logrank_p") == 0.01
     assert _value(table, "composition_entropy_hazard_ratio") == 7.5
     assert _value(table, "composition_entropy_logrank_p") == 0.03
+    assert _value(table, "basal:fusion_minus_unimodal_pr_auc") == -0.03
     # the most independent set a label has (test before validation), patient level
     assert _value(table, "er:test:auc") == 0.85
     assert _value(table, "pam50:validation:top1_accuracy") == 0.55
@@ -92,6 +100,7 @@ def test_numbers_are_the_tables_cells(tables):
     assert "20 of 57 genes at validation BH < 0.05" in text and "9 of 12 replicated" in text
     assert "strongest MKI67" in text and "1 not fitted" in text
     assert "adjusted for age" in text and "median Spearman n/a" in text
+    assert "basal: PR-AUC best fusion (late) 0.89 vs best unimodal (expression) 0.92; image only 0.69" in text
     assert "per unit composition entropy 7.50" in text and "log-rank composition entropy high vs low: p 0.03" in text
     sources = dict(zip(table["measure"], table["source"]))
     assert sources["hti_hazard_ratio"] == tables["cox"] and sources["er:test:auc"] == tables["classifiers"]
@@ -108,16 +117,18 @@ def _config(**enabled):
 
 
 def test_sources_and_not_run_follow_the_config():
-    inputs, not_run = headline.headline_sources(_config(), ENCODER, clinical_classifiers_run=True)
-    assert set(inputs) >= {"tiling", "models", "cox", "logrank", "classifiers"} and not not_run
+    inputs, not_run = headline.headline_sources(_config(), ENCODER, clinical_classifiers_run=True, fusion_run=True)
+    assert set(inputs) >= {"tiling", "models", "cox", "logrank", "classifiers", "fusion"} and not not_run
     assert inputs["models"] == f"results/statistics/{ENCODER}/models/comparison.tsv"
     inputs, not_run = headline.headline_sources(_config(spatial=False, heterogeneity=False, clinical_classifiers=False),
                                                 ENCODER, clinical_classifiers_run=False)
     assert set(inputs) == {"tiling", "models"}
     assert not_run == {"spatial": "not run (spatial.enabled: false)",
                        "survival": "not run (heterogeneity.enabled: false)",
-                       "clinical_classifiers": "not run (clinical_classifiers.enabled: false)"}
-    _, not_run = headline.headline_sources(_config(survival=False), ENCODER, clinical_classifiers_run=True)
+                       "clinical_classifiers": "not run (clinical_classifiers.enabled: false)",
+                       "fusion": "not run (no clinical table: config key clinical)"}
+    _, not_run = headline.headline_sources(_config(survival=False), ENCODER, clinical_classifiers_run=True,
+                                           fusion_run=True)
     assert not_run == {"survival": "not run (survival.enabled: false)"}
 
 

@@ -114,7 +114,8 @@ class Plan:
         emo.headline) and, per stage this config does not run, the reason."""
         from ..headline import headline_sources
 
-        return headline_sources(self.config, self.encoder, self.clinical_classifiers_run, self.survival_entropy)
+        return headline_sources(self.config, self.encoder, self.clinical_classifiers_run, self.survival_entropy,
+                                self.fusion_run)
 
     def check_clinical_classifiers(self) -> None:
         """Configured labels are known and an existing clinical table has their columns
