@@ -8,8 +8,9 @@ one is refused, or dropped with ``missing_modality: drop``).
 
 Models, all on the same patient folds: ``image`` (head on the patient's mean patch
 features), ``expression`` (head on the preprocessed expression), ``concatenation`` (head
-on both, concatenated), ``late`` (decision level: a weighted mean of the image and
-expression models' probabilities) and ``cross_attention`` (:mod:`.fusion_net`). The
+on both, concatenated), ``late`` (decision level: by default a combiner stacked on the
+image and expression models' inner-fold log-probabilities, :func:`stacked_late_fusion`;
+or their weighted mean) and ``cross_attention`` (:mod:`.fusion_net`). The
 heads are :func:`emo.classifiers.fit` (the clinical classifiers' head).
 
 Evaluation: k-fold patient-level cross-validation on the training cohorts' patients
@@ -244,6 +245,48 @@ def needed_models(models: Sequence[str]) -> list[str]:
     return [m for m in MODELS if m in wanted]
 
 
+STACK_INNER_FOLDS = 3
+
+
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, 1e-6, 1.0))
+
+
+def stacked_late_fusion(image: np.ndarray, expression: np.ndarray, labels: np.ndarray, train: np.ndarray,
+                        score: np.ndarray, outer: tuple[np.ndarray, np.ndarray], n_classes: int, head,
+                        iqr_multiplier: float, seed: int, device: str) -> np.ndarray:
+    """Decision-level fusion by stacking: the image and expression heads are refitted on
+    inner folds of the outer training patients, their out-of-fold log-probabilities on
+    those patients train an L2 logistic regression (the combiner), which is applied to the
+    outer-fold models' log-probabilities of the ``score`` rows. The combiner learns how
+    far to trust each modality (a fixed mean lets the model with the larger logits
+    dominate, whatever its accuracy). ``outer``: the outer-fold image and expression
+    models' probabilities of the score rows. Returns (n_score, C) probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.flatnonzero(train)
+    rng = np.random.default_rng(seed)
+    inner = np.empty(len(rows), dtype=np.int64)
+    for c in range(n_classes):  # stratified, seeded inner folds
+        members = rows[labels[rows] == c]
+        order = rng.permutation(len(members))
+        inner[np.searchsorted(rows, members[order])] = np.arange(len(members)) % STACK_INNER_FOLDS
+    oof = np.zeros((len(rows), 2 * n_classes))
+    for j in range(STACK_INNER_FOLDS):
+        fit_rows, held = rows[inner != j], rows[inner == j]
+        if len(held) == 0 or len(set(labels[fit_rows].tolist())) < n_classes:
+            continue
+        xe = ExpressionScaler.fit(expression[fit_rows], iqr_multiplier).transform(expression)
+        for block, x in enumerate((image, xe)):
+            model = fit(x[fit_rows], labels[fit_rows], n_classes, head, device=device)
+            oof[inner == j, block * n_classes:(block + 1) * n_classes] = _log_odds(model.predict_proba(x[held], device))
+    combiner = LogisticRegression(C=1.0, max_iter=2000).fit(oof, labels[rows])
+    features = np.concatenate([_log_odds(outer[0]), _log_odds(outer[1])], axis=1)
+    out = np.zeros((int(score.sum()), n_classes))
+    out[:, combiner.classes_] = combiner.predict_proba(features)
+    return out
+
+
 class TargetNotTrainable(InputTableError):
     """A target's training folds lack a class."""
 
@@ -294,13 +337,19 @@ def run_target(target: Target, y: pd.Series, folds: pd.DataFrame, external: Sequ
         scaler = ExpressionScaler.fit(expr[train], float(cfg["iqr_multiplier"]))
         xe = scaler.transform(expr)
         inputs = {"image": image_mean, "expression": xe, "concatenation": np.concatenate([image_mean, xe], axis=1)}
+        fold_proba = {}
         for m in ("image", "expression", "concatenation"):
             if m not in models:
                 continue
             model = fit(inputs[m][train], labels[train], n_classes, head, device=device)
-            p = model.predict_proba(inputs[m][score], device)
+            fold_proba[m] = p = model.predict_proba(inputs[m][score], device)
             _accumulate(proba[m], score, is_ext, p, k)
             losses[m].append(model.history[-1]["train_loss"])
+        if "late" in models and cfg["late_fusion"] == "stacked":
+            p = stacked_late_fusion(image_mean, expr, labels, train, score, (fold_proba["image"],
+                                    fold_proba["expression"]), n_classes, head, float(cfg["iqr_multiplier"]),
+                                    int(cfg["seed"]) + f, device)
+            _accumulate(proba["late"], score, is_ext, p, k)
         if "cross_attention" in models:
             pf, pm = patches.take(everyone)
             net = fit_attention(xe[train], pf[train], pm[train], labels[train], n_classes, attention_config(cfg), device)
@@ -310,7 +359,7 @@ def run_target(target: Target, y: pd.Series, folds: pd.DataFrame, external: Sequ
                 attention = np.zeros((n, xe.shape[1], pf.shape[1]), dtype=np.float32)
             _accumulate(attention, score, is_ext, w, k)
             losses["cross_attention"].append(net.train_loss[-1])
-    if "late" in models:
+    if "late" in models and cfg["late_fusion"] == "mean":
         w_image = float(cfg["late_image_weight"])
         proba["late"] = w_image * proba["image"] + (1.0 - w_image) * proba["expression"]
     proba = {m: proba[m] for m in cfg["models"]}  # the configured models only

@@ -28,7 +28,8 @@ BASE_COMPOSITION = {"tumour": 0.36, "stroma": 0.32, "lymphocytes": 0.13, "fat": 
 # Keys whose change alters slide pixels or truth maps (the rest only alter tables).
 SLIDE_KEYS = ("seed", "out_dir", "patients", "two_slide_fraction", "composition_concentration", "fraction_40x",
               "slide_size_um", "mixing_scale_um", "pen_fraction", "blur_fraction", "render_um_per_px",
-              "truth_um_per_px", "jpeg_quality", "site_stain", "fat_rich_fraction", "max_fat_fraction")
+              "truth_um_per_px", "jpeg_quality", "site_stain", "fat_rich_fraction", "max_fat_fraction",
+              "basal_composition_shift")
 # Dirichlet centre of a fat-rich tumour (breast: fat is everywhere, some tumours sit in it).
 FAT_RICH_COMPOSITION = {"tumour": 0.2, "stroma": 0.15, "lymphocytes": 0.06, "fat": 0.55, "necrosis": 0.04}
 # Basal-like tumours' image correlate (the demo's subtype planted in both modalities):
@@ -317,7 +318,7 @@ def composition_centre(cfg: Mapping[str, Any], patient: str) -> dict[str, float]
     Basal-like tumour's lymphocyte and necrosis shares scaled by ``BASAL_SHIFT`` (then
     renormalised): the demo's one image correlate of a molecular subtype."""
     centre = dict(FAT_RICH_COMPOSITION if fat_rich(cfg, patient) else BASE_COMPOSITION)
-    if basal_like(cfg, patient):
+    if cfg["basal_composition_shift"] and basal_like(cfg, patient):
         centre = {c: v * BASAL_SHIFT.get(c, 1.0) for c, v in centre.items()}
         total = sum(centre.values())
         centre = {c: v / total for c, v in centre.items()}
