@@ -298,7 +298,8 @@ def test_fusion_table_fusion_vs_unimodal_and_negative_control(demo_dir, capsys):
     m = metrics.set_index(["target", "model", "set"])
     assert 0.35 <= m.loc[("her2", "image", "cv"), "roc_auc"] <= 0.65  # negative control: no image signal
     assert m.loc[("her2", "expression", "cv"), "roc_auc"] >= 0.7
-    assert m.loc[("pam50:Basal", "image", "cv"), "roc_auc"] > m.loc[("her2", "image", "cv"), "roc_auc"]
+    # LumB follows the tumour share, visible in the image: some image signal (a positive control)
+    assert m.loc[("pam50:LumB", "image", "cv"), "roc_auc"] > 0.5
     assert folds["patient"].is_unique
     cvp = predictions[predictions["set"] == "cv"]
     assert (cvp["fold"] == cvp["patient"].map(dict(zip(folds["patient"], folds["fold"])))).all()
