@@ -7,9 +7,9 @@ from emo.headline import write_headline
 snakemake = globals()["snakemake"]  # noqa: F821 (injected by Snakemake)
 
 with emo.smk.rule_logging(snakemake.log[0]) as log:
-    sources = {k: v for k, v in snakemake.input.items() if k != "static_landing"}
+    sources = dict(snakemake.input.items())
     p = snakemake.params
-    table = write_headline(sources, dict(p.not_run), snakemake.input.static_landing, float(p.spatial_fdr),
+    table = write_headline(sources, dict(p.not_run), p.static_text, float(p.spatial_fdr),
                            snakemake.output.table, snakemake.output.landing, p.code_version,
                            {"not_run": dict(p.not_run), "spatial_fdr": p.spatial_fdr})
     log.info("headline: %d numbers, %d stages not run", int((table["status"] == "ok").sum()),

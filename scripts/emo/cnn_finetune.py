@@ -353,6 +353,17 @@ def _targets(job: Job) -> tuple[dict[str, float], float, float]:
 
 def train_gene(job: Job, cfg: FinetuneConfig, state_dir: str | Path, stop_after_epochs: int | None = None,
                log_every: int = 1) -> dict:
+    """:func:`_train_gene` with torch's deterministic-algorithms switch restored for the
+    caller afterwards (training switches it on)."""
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        return _train_gene(job, cfg, state_dir, stop_after_epochs, log_every)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _train_gene(job: Job, cfg: FinetuneConfig, state_dir: str | Path, stop_after_epochs: int | None = None,
+                log_every: int = 1) -> dict:
     """Train (or resume) one gene. ``state_dir`` holds ``checkpoint.pt`` and the kept
     epochs' weights; ``stop_after_epochs`` ends this call after that many epochs of this
     call (a simulated preemption, for tests). Returns the final state (also the

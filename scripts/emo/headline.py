@@ -260,13 +260,14 @@ def landing_rst(static_text: str, table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_headline(inputs: Mapping[str, str], not_run: Mapping[str, str], static_rst: str, spatial_fdr: float,
+def write_headline(inputs: Mapping[str, str], not_run: Mapping[str, str], static_text: str, spatial_fdr: float,
                    out_table: str, out_landing: str, code_version: str, params) -> pd.DataFrame:
-    """Rule headline_numbers: the table (+ sidecar) and the landing page text."""
+    """Rule headline_numbers: the table (+ sidecar) and the landing page text
+    (``static_text``, workflow/report/workflow.rst's, followed by the numbers)."""
     table = headline_table(inputs, not_run, spatial_fdr)
     write_tsv(table, out_table)
     write_sidecar(out_table, code_version, params, list(inputs.values()))
-    atomic_write_text(out_landing, landing_rst(Path(static_rst).read_text(), table))
+    atomic_write_text(out_landing, landing_rst(static_text, table))
     return table
 
 

@@ -154,7 +154,7 @@ def test_write_headline_and_landing_page(tables, tmp_path):
     static.write_text("Static landing text.\n")
     out_table, out_landing = tmp_path / "report" / "headline.tsv", tmp_path / "report" / "landing.rst"
     assert headline.landing_page(static, out_landing) == str(static.resolve())
-    headline.write_headline(tables, {}, str(static), 0.05, str(out_table), str(out_landing), "abc", {"x": 1})
+    headline.write_headline(tables, {}, static.read_text(), 0.05, str(out_table), str(out_landing), "abc", {"x": 1})
     assert (tmp_path / "report" / "headline.tsv.json").is_file()
     assert pd.read_csv(out_table, sep="\t").shape[0] >= 10
     assert out_landing.read_text().startswith("Static landing text.")

@@ -64,6 +64,8 @@ def build_inputs(wd: Path):
     config["heterogeneity"] = {**config.get("heterogeneity", {}), "traits": ["A", "B"], "test_fraction": 0.2,
                                "classifier": {"hidden": 0, "max_epochs": 5, "evals_per_epoch": 2},
                                "figure_slides": 4}
+    # this stage alone: no tumour-regions stage, so no composition entropy to relate to survival
+    config["tumour_regions"] = {**config["tumour_regions"], "enabled": False}
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
     # common.smk + heterogeneity.smk only, so the upstream files are plain inputs
     stage_snakefile(wd, "heterogeneity.smk", targets="heterogeneity_targets()")

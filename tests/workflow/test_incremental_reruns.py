@@ -216,10 +216,11 @@ def test_spatial_setting_reruns_exactly_the_rules_that_use_it(workspace):
 
 
 @pytest.mark.parametrize("module, by_params, scheduled", [
-    # covariates.py: the ER+/ER- models and the survival model adjust for clinical covariates
+    # covariates.py: the ER+/ER- models and both survival models (HTI, composition entropy)
+    # adjust for clinical covariates
     # (the report's headline numbers read the survival tables)
-    ("covariates.py", {"gene_statistics_er_models", "heterogeneity_survival"},
-     {"gene_statistics_er_models", "heterogeneity_survival", "headline_numbers"}),
+    ("covariates.py", {"gene_statistics_er_models", "heterogeneity_survival", "composition_entropy_survival"},
+     {"gene_statistics_er_models", "heterogeneity_survival", "composition_entropy_survival", "headline_numbers"}),
     # lme.py is imported by the spatial library, so every spatial rule's script reaches it.
     # spatial_rois is a checkpoint: until it has rerun, a dry run cannot list the per-slide
     # ROI jobs and shows the rules after it as downstream of it, not by their own params.

@@ -21,7 +21,8 @@ TARGET_ONLY_RULES = {"all", "demo_cohort"}
 OTHER_ENCODER_RULES = {"geometry_tile_slide"}
 # Off in the demo config (slide_models.transfer.enabled: false); tests/unit/test_slide_models.py
 # runs its library, and a run with it enabled is measured in docs/models.md.
-OFF_IN_DEMO_RULES = {"slide_model_transfer"}
+# optional stages off in the demo configs (each has its own workflow test)
+OFF_IN_DEMO_RULES = {"slide_model_transfer", "cnn_finetune_gene", "cnn_finetune_predictions"}
 
 
 def _all_rules(workdir: Path, config: Path) -> list[str]:

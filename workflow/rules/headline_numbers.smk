@@ -18,11 +18,13 @@ headline_numbers_targets = lambda: [HEADLINE_TABLE, LANDING_RST]  # noqa: E731
 rule headline_numbers:
     input:
         **HEADLINE_INPUTS,
-        static_landing=REPORT_LANDING_STATIC,
     output:
         table=HEADLINE_TABLE,
         landing=LANDING_RST,
     params:
+        # the static landing text itself, not its path: a checkout elsewhere (or newer
+        # mtime) reruns nothing, an edit of the text reruns this rule
+        static_text=Path(REPORT_LANDING_STATIC).read_text(),
         not_run=HEADLINE_NOT_RUN,
         spatial_fdr=config["spatial"]["fdr"],
         code_version=script_version("headline_numbers.py"),

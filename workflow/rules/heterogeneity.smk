@@ -150,7 +150,7 @@ rule composition_entropy_survival:
     params:
         config=SURV,
         # slides whose annotations trained the composition classifier are not analysed
-        training_samples=TUMOUR_ANNOTATED,
+        training_samples=sorted(PLAN.tumour_annotations) if PLAN.survival_entropy else [],
         code_version=script_version("composition_entropy_survival.py"),
         **PLAN.clinical_mapping_params,
     log:
