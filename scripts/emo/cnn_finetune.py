@@ -335,12 +335,10 @@ def _set_rng_state(state: Mapping, device: torch.device) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'cnn_finetune.device' is 'cuda' but this job sees no CUDA device; "
-                          "use 'auto' or 'cpu', or run the job on a GPU node (resources: gpu=1)")
-    return torch.device(name)
+    """The job's torch device (emo.features.select_device, naming cnn_finetune.device)."""
+    from .features import select_device
+
+    return select_device(name, "cnn_finetune.device")
 
 
 def _targets(job: Job) -> tuple[dict[str, float], float, float]:

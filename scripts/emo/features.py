@@ -47,19 +47,20 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # --------------------------------------------------------------------------- device and numerics
 
 
-def select_device(requested: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+def select_device(requested: str = "auto", key: str = "features.device") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error naming
+    config ``key`` (the stage's device setting)."""
     if requested == "cpu":
         return torch.device("cpu")
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("config key features.device is 'cuda' but no CUDA GPU is visible to this job; "
+            raise ConfigError(f"config key {key} is 'cuda' but no CUDA GPU is visible to this job; "
                               "request a GPU (resources gpu=1 / the Slurm profile's GPU partition) or set "
-                              "features.device to 'auto' or 'cpu'")
+                              f"{key} to 'auto' or 'cpu'")
         return torch.device("cuda")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    raise ConfigError(f"config key features.device: {requested!r} is not one of auto, cpu, cuda")
+    raise ConfigError(f"config key {key}: {requested!r} is not one of auto, cpu, cuda")
 
 
 def select_precision(requested: str, device: torch.device) -> torch.dtype:

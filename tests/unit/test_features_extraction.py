@@ -152,6 +152,8 @@ def test_device_and_precision_selection():
         assert F.select_device("auto").type == "cpu"
         with pytest.raises(F.ConfigError, match="features.device"):
             F.select_device("cuda")
+        with pytest.raises(F.ConfigError, match="config key cnn_finetune.device is 'cuda'"):
+            F.select_device("cuda", "cnn_finetune.device")
     with pytest.raises(F.ConfigError, match="features.precision"):
         F.select_precision("int8", torch.device("cpu"))
 
