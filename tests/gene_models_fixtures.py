@@ -129,14 +129,32 @@ def heads_validation_r2(cohort: dict, settings: dict) -> tuple[np.ndarray, dict]
     x, y, split = cohort["features"], cohort["expression"], cohort["split"]
     n_tiles, dim = x.shape[1], x.shape[2]
     train, tune, validation = (split == s for s in ("train", "tune", "validation"))
-    x_train = x[train].reshape(-1, dim)
-    mean, sd = gm.standardiser(x_train)
-    t_mean, t_sd = y[train].mean(0), y[train].std(0)
-    result = gm.train_heads(((x_train - mean) / sd).astype(np.float32), (y[train] - t_mean) / t_sd,
-                            np.repeat(np.arange(train.sum()), n_tiles),
-                            ((x[tune].reshape(-1, dim) - mean) / sd).astype(np.float32), (y[tune] - t_mean) / t_sd,
-                            np.repeat(np.arange(tune.sum()), n_tiles), cohort["genes"], cfg)
-    z = gm.predict_standardised(result["params"], ((x[validation].reshape(-1, dim) - mean) / sd).astype(np.float32))
+    pool = train | tune
+    pool_tiles = np.repeat(np.arange(pool.sum()), n_tiles)
+    if cfg.epoch_selection == "cross_validation":  # as train_chunk: K folds of train + tune, then a refit
+        x_pool = x[pool].reshape(-1, dim)
+        mean, sd = gm.standardiser(x_pool)
+        t_mean, t_sd = gm.target_standardiser(y[pool])
+        xs, zs = ((x_pool - mean) / sd).astype(np.float32), (y[pool] - t_mean) / t_sd
+        result = gm.cross_validated_epochs(xs, zs, pool_tiles, n_tiles, cohort["genes"], cfg)
+        params = gm.refit_heads(xs, zs, pool_tiles, cohort["genes"], cfg, result["best_epoch"])
+    else:
+        x_train = x[train].reshape(-1, dim)
+        mean, sd = gm.standardiser(x_train)
+        t_mean, t_sd = gm.target_standardiser(y[train])
+        result = gm.train_heads(((x_train - mean) / sd).astype(np.float32), (y[train] - t_mean) / t_sd,
+                                np.repeat(np.arange(train.sum()), n_tiles),
+                                ((x[tune].reshape(-1, dim) - mean) / sd).astype(np.float32),
+                                (y[tune] - t_mean) / t_sd, np.repeat(np.arange(tune.sum()), n_tiles),
+                                cohort["genes"], cfg)
+        params = result["params"]
+        if cfg.refit:  # as train_chunk: retrain on train + tune for each gene's best epoch count
+            x_pool = x[pool].reshape(-1, dim)
+            mean, sd = gm.standardiser(x_pool)
+            t_mean, t_sd = gm.target_standardiser(y[pool])
+            params = gm.refit_heads(((x_pool - mean) / sd).astype(np.float32), (y[pool] - t_mean) / t_sd,
+                                    pool_tiles, cohort["genes"], cfg, result["best_epoch"])
+    z = gm.predict_standardised(params, ((x[validation].reshape(-1, dim) - mean) / sd).astype(np.float32))
     prediction = z.reshape(validation.sum(), n_tiles, -1).mean(1) * t_sd + t_mean
     return r2_columns(prediction, y[validation]), result
 

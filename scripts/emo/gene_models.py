@@ -67,6 +67,10 @@ class TrainConfig:
     objective: str  # slide (mean tile prediction of a bag of a patient's tiles) | tile (EMO)
     bag_tiles: int  # tiles per patient bag (objective slide)
     tune_criterion: str  # patient (MSE of the patient's mean prediction) | tile (EMO)
+    refit: bool  # retrain on train + tune patients for each gene's best epoch count (EMO: no)
+    untrained_candidate: bool  # epoch 0 (the untrained head) may be the best epoch (EMO/Keras: no)
+    epoch_selection: str  # tune (EMO: the tune patients) | cross_validation (K folds of train + tune)
+    cv_folds: int  # folds of epoch_selection: cross_validation
     max_tiles_per_slide: int  # training tile pool cap per slide (seeded)
     tune_tiles_per_slide: int  # tune tiles per slide used for the tune loss (seeded)
     seed: int
@@ -181,6 +185,14 @@ def standardiser(features: np.ndarray, block: int = 65536) -> tuple[np.ndarray, 
 
 
 # ------------------------------------------------------------------------- heads
+def target_standardiser(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and sd (ddof 0) over patients; a constant gene gets sd 1."""
+    mean = targets.mean(0)
+    sd = targets.std(0, ddof=0)
+    sd[sd < 1e-8] = 1.0
+    return mean, sd
+
+
 def init_params(genes: Sequence[str], dim: int, cfg: TrainConfig) -> dict[str, np.ndarray]:
     """Per-gene initial parameters, each from a generator seeded by (seed, gene)."""
     g = len(genes)
@@ -280,8 +292,8 @@ class EarlyStopping:
         self.stopped_early = np.zeros(self.n_genes, dtype=bool)
 
     def update(self, epoch: int, loss: np.ndarray) -> np.ndarray:
-        """Record epoch ``epoch`` (1-based) for the active genes; returns the mask of
-        genes whose best weights must be saved now."""
+        """Record epoch ``epoch`` (1-based; 0 = the untrained head) for the active genes;
+        returns the mask of genes whose best weights must be saved now."""
         act = self.active
         improved_best = act & (loss < self.best_loss)
         self.best_loss[improved_best] = loss[improved_best]
@@ -371,74 +383,192 @@ def _tune_loss(params, x_tune, t_tune, tile_patient_tune, eval_batch, criterion:
     return (err * err).mean(0)
 
 
-def train_heads(x_train: np.ndarray, targets_train: np.ndarray, tile_patient_train: np.ndarray,
-                x_tune: np.ndarray, targets_tune: np.ndarray, tile_patient_tune: np.ndarray,
-                genes: Sequence[str], cfg: TrainConfig) -> dict:
-    """Train one head per gene (batched). Inputs are already standardised.
+class _HeadRun:
+    """One training run of a chunk's heads: its training tiles (rows of ``x``, all rows
+    when ``train_rows`` is None), its tune tiles, its parameters and Adam state."""
 
-    ``targets_*``: (patients, G); ``tile_patient_*``: (tiles,) row into targets.
-    Returns numpy arrays: ``params`` (best epoch), ``best_epoch``, ``best_tune_loss``,
-    ``epochs_run``, ``stopped_early``, ``train_curve`` and ``tune_curve`` (G, epochs).
-    """
-    device = resolve_device(cfg.device)
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    n_genes = len(genes)
-    to = dict(device=device, dtype=dtype)
-    xt = torch.as_tensor(x_train).to(**to)
-    yt = torch.as_tensor(targets_train).to(**to)
-    pt = torch.as_tensor(tile_patient_train, device=device)
-    xv = torch.as_tensor(x_tune).to(**to)
-    yv = torch.as_tensor(targets_tune).to(**to)
-    pv = torch.as_tensor(tile_patient_tune, device=device)
-    patient_tiles = PatientTiles.from_index(np.asarray(tile_patient_train), targets_train.shape[0])
-    params = {k: torch.as_tensor(v).to(**to).requires_grad_(True)
-              for k, v in init_params(genes, xt.shape[1], cfg).items()}
-    best = {k: p.detach().clone() for k, p in params.items()}
-    optimiser = MaskedAdam(params, cfg.learning_rate, cfg.weight_decay)
-    stopper = EarlyStopping(n_genes, cfg.min_delta, cfg.patience)
-    train_curve = np.full((n_genes, cfg.max_epochs), np.nan)
-    tune_curve = np.full((n_genes, cfg.max_epochs), np.nan)
-    for epoch in range(1, cfg.max_epochs + 1):
-        if not stopper.active.any():
-            break
-        all_active = bool(stopper.active.all())
-        active = torch.as_tensor(stopper.active, device=device, dtype=dtype)
+    def __init__(self, x, targets, tile_patient, train_rows, x_tune, targets_tune, tile_patient_tune,
+                 genes: Sequence[str], cfg: TrainConfig):
+        self.x, self.y, self.cfg = x, targets, cfg
+        self.train_rows = train_rows
+        rows = np.arange(x.shape[0]) if train_rows is None else np.asarray(train_rows)
+        patients = np.asarray(tile_patient.cpu())[rows]
+        order = np.argsort(patients, kind="stable")
+        count = np.bincount(patients, minlength=targets.shape[0])
+        # bag tiles index ``x`` directly, so a fold's bags never leave its training tiles
+        self.patient_tiles = PatientTiles(rows[order], np.concatenate([[0], np.cumsum(count)[:-1]]), count)
+        self.tile_patient = tile_patient
+        self.x_tune, self.y_tune, self.p_tune = x_tune, targets_tune, tile_patient_tune
+        self.tune_patients = int(torch.unique(tile_patient_tune).numel()) if tile_patient_tune.numel() else 0
+        to = dict(device=x.device, dtype=x.dtype)
+        self.params = {k: torch.as_tensor(v).to(**to).requires_grad_(True)
+                       for k, v in init_params(genes, x.shape[1], cfg).items()}
+        self.optimiser = MaskedAdam(self.params, cfg.learning_rate, cfg.weight_decay)
+
+    def train_epoch(self, epoch: int, active_genes: np.ndarray) -> np.ndarray:
+        """``steps_per_epoch`` Adam steps; genes not in ``active_genes`` are frozen.
+        Returns each gene's mean training loss over the epoch."""
+        cfg, x, device = self.cfg, self.x, self.x.device
+        all_active = bool(active_genes.all())
+        active = torch.as_tensor(active_genes, device=device, dtype=x.dtype)
         if cfg.objective == "tile":
-            batches = torch.as_tensor(epoch_batches(xt.shape[0], cfg, epoch), device=device)
+            n = x.shape[0] if self.train_rows is None else len(self.train_rows)
+            batches = epoch_batches(n, cfg, epoch)
+            if self.train_rows is not None:
+                batches = np.asarray(self.train_rows)[batches]
+            batches = torch.as_tensor(batches, device=device)
         else:
-            bag_patients, bag_tiles = (torch.as_tensor(a, device=device) for a in epoch_bags(patient_tiles, cfg, epoch))
-        running = torch.zeros(n_genes, **to)
+            bag_patients, bag_tiles = (torch.as_tensor(a, device=device)
+                                       for a in epoch_bags(self.patient_tiles, cfg, epoch))
+        running = torch.zeros(active.shape[0], device=device, dtype=x.dtype)
         for step in range(cfg.steps_per_epoch):
             if cfg.objective == "tile":
                 idx = batches[step]
-                err = forward(params, xt[idx]) - yt[pt[idx]]
+                err = forward(self.params, x[idx]) - self.y[self.tile_patient[idx]]
             else:
-                err = bag_predictions(params, xt, bag_tiles[step]) - yt[bag_patients[step]]
+                err = bag_predictions(self.params, x, bag_tiles[step]) - self.y[bag_patients[step]]
             per_gene = (err * err).mean(0)
             loss = per_gene.sum() if all_active else (per_gene * active).sum()
             loss.backward()
-            optimiser.step(None if all_active else active)
+            self.optimiser.step(None if all_active else active)
             running += per_gene.detach()
-        tune = _tune_loss(params, xv, yv, pv, cfg.eval_batch, cfg.tune_criterion).cpu().numpy().astype(np.float64)
+        return (running / cfg.steps_per_epoch).cpu().numpy().astype(np.float64)
+
+    def tune_loss(self) -> np.ndarray:
+        return _tune_loss(self.params, self.x_tune, self.y_tune, self.p_tune, self.cfg.eval_batch,
+                          self.cfg.tune_criterion).cpu().numpy().astype(np.float64)
+
+
+def _select_epochs(runs: Sequence[_HeadRun], genes: Sequence[str], cfg: TrainConfig, keep_best: bool) -> dict:
+    """Train the runs in lockstep and early-stop every gene on the tune loss pooled over
+    the runs (weighted by their tune patients: one run = its tune loss; K folds = the
+    cross-validated loss). ``keep_best``: also keep the first run's best-epoch weights."""
+    n_genes = len(genes)
+    weights = np.array([r.tune_patients for r in runs], dtype=np.float64)
+    weights = weights / weights.sum()
+    pooled = lambda: sum(w * r.tune_loss() for w, r in zip(weights, runs))  # noqa: E731
+    stopper = EarlyStopping(n_genes, cfg.min_delta, cfg.patience)
+    best = {k: p.detach().clone() for k, p in runs[0].params.items()} if keep_best else None
+    train_curve = np.full((n_genes, cfg.max_epochs), np.nan)
+    tune_curve = np.full((n_genes, cfg.max_epochs), np.nan)
+    if cfg.untrained_candidate:
+        # Epoch 0 -- for the zero-initialised linear head, the training-mean predictor -- is
+        # a candidate and the reference the trained epochs must beat by min_delta: a gene
+        # the features cannot predict keeps predicting its mean instead of its first
+        # epoch's noise.
+        stopper.update(0, pooled())
+    for epoch in range(1, cfg.max_epochs + 1):
+        if not stopper.active.any():
+            break
         was_active = stopper.active.copy()
-        train_curve[was_active, epoch - 1] = (running / cfg.steps_per_epoch).cpu().numpy()[was_active]
+        running = np.mean([r.train_epoch(epoch, was_active) for r in runs], axis=0)
+        tune = pooled()
+        train_curve[was_active, epoch - 1] = running[was_active]
         tune_curve[was_active, epoch - 1] = tune[was_active]
         save = stopper.update(epoch, tune)
-        if save.any():
-            sel = torch.as_tensor(save, device=device)
+        if keep_best and save.any():
+            sel = torch.as_tensor(save, device=runs[0].x.device)
             with torch.no_grad():
-                for k, p in params.items():
+                for k, p in runs[0].params.items():
                     best[k][sel] = p[sel]
         if epoch % 10 == 0 or not stopper.active.any():
             log.info("epoch %d: %d/%d genes active, median tune loss %.4f", epoch, int(stopper.active.sum()),
                      n_genes, float(np.median(tune)))
     last = int(stopper.epochs_run.max()) if n_genes else 0
     return {
-        "params": {k: v.cpu().numpy() for k, v in best.items()},
+        "params": {k: v.cpu().numpy() for k, v in best.items()} if keep_best else None,
         "best_epoch": stopper.best_epoch, "best_tune_loss": stopper.best_loss,
         "epochs_run": stopper.epochs_run, "stopped_early": stopper.stopped_early,
         "train_curve": train_curve[:, :last], "tune_curve": tune_curve[:, :last],
     }
+
+
+def _tensors(cfg: TrainConfig, *arrays):
+    device = resolve_device(cfg.device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    return [torch.as_tensor(a, device=device) if a.dtype.kind in "iu" else torch.as_tensor(a).to(device, dtype)
+            for a in arrays]
+
+
+def train_heads(x_train: np.ndarray, targets_train: np.ndarray, tile_patient_train: np.ndarray,
+                x_tune: np.ndarray, targets_tune: np.ndarray, tile_patient_tune: np.ndarray,
+                genes: Sequence[str], cfg: TrainConfig) -> dict:
+    """Train one head per gene (batched), early-stopped on the tune tiles. Inputs are
+    already standardised.
+
+    ``targets_*``: (patients, G); ``tile_patient_*``: (tiles,) row into targets.
+    Returns numpy arrays: ``params`` (best epoch), ``best_epoch``, ``best_tune_loss``,
+    ``epochs_run``, ``stopped_early``, ``train_curve`` and ``tune_curve`` (G, epochs).
+    """
+    xt, yt, pt, xv, yv, pv = _tensors(cfg, np.asarray(x_train), np.asarray(targets_train),
+                                      np.asarray(tile_patient_train), np.asarray(x_tune), np.asarray(targets_tune),
+                                      np.asarray(tile_patient_tune))
+    run = _HeadRun(xt, yt, pt, None, xv, yv, pv, genes, cfg)
+    return _select_epochs([run], genes, cfg, keep_best=True)
+
+
+def patient_folds(patients: Sequence[str], n_folds: int, seed: int) -> np.ndarray:
+    """Fold (0..n_folds-1) of each patient: a seeded permutation of the sorted patient
+    IDs dealt round-robin, so the folds differ in size by at most one patient."""
+    if len(patients) < n_folds:
+        raise InputTableError(f"gene_models.cv_folds is {n_folds} but only {len(patients)} train + tune patients "
+                              "have slides; lower gene_models.cv_folds or use epoch_selection: tune")
+    order = np.random.default_rng([int(seed), 7]).permutation(len(patients))
+    folds = np.empty(len(patients), dtype=np.int64)
+    folds[order] = np.arange(len(patients)) % n_folds
+    return folds
+
+
+def cross_validated_epochs(x: np.ndarray, targets: np.ndarray, tile_patient: np.ndarray, tune_cap: int,
+                           genes: Sequence[str], cfg: TrainConfig, sample_of_tile: np.ndarray | None = None) -> dict:
+    """Each gene's best epoch by K-fold cross-validation over patients (``cv_folds``): K
+    runs train in lockstep, run k without the patients of fold k, and every gene is
+    early-stopped on the tune loss of the held-out patients pooled over the folds. Inputs
+    standardised on the whole pool (as the ridge baseline's inner CV). ``tune_cap``:
+    held-out tiles per patient used for the tune loss (seeded)."""
+    n_patients = targets.shape[0]
+    folds = patient_folds([str(i) for i in range(n_patients)], cfg.cv_folds, cfg.seed)
+    tile_fold = folds[tile_patient]
+    xt, yt, pt = _tensors(cfg, np.asarray(x), np.asarray(targets), np.asarray(tile_patient))
+    runs = []
+    for k in range(cfg.cv_folds):
+        held_out = np.flatnonzero(tile_fold == k)
+        # at most tune_cap tiles per held-out patient, seeded, as the tune pool of one run
+        rng = np.random.default_rng([int(cfg.seed), 11, k])
+        keep = held_out[rng.permutation(held_out.size)]
+        keep = keep[_first_per_group(tile_patient[keep], tune_cap)]
+        keep.sort()
+        rows = torch.as_tensor(keep, device=xt.device)
+        runs.append(_HeadRun(xt, yt, pt, np.flatnonzero(tile_fold != k), xt[rows], yt, pt[rows], genes, cfg))
+    log.info("cross-validated epoch selection: %d folds over %d patients", cfg.cv_folds, n_patients)
+    return _select_epochs(runs, genes, cfg, keep_best=False)
+
+
+def _first_per_group(groups: np.ndarray, cap: int) -> np.ndarray:
+    """Positions of the first ``cap`` occurrences of each group value, in order."""
+    order = np.argsort(groups, kind="stable")
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    rank = np.arange(groups.size) - np.repeat(starts, np.diff(np.r_[starts, groups.size]))
+    return np.sort(order[rank < cap])
+
+
+def refit_heads(x: np.ndarray, targets: np.ndarray, tile_patient: np.ndarray, genes: Sequence[str],
+                cfg: TrainConfig, epochs: np.ndarray) -> dict[str, np.ndarray]:
+    """Retrain each gene's head from its initial weights on a larger pool (train + tune
+    patients) for exactly ``epochs[g]`` epochs (its selected best epoch), with the same
+    batches, seeds and optimiser; a gene is frozen after its epoch count. Inputs are
+    already standardised. Returns the parameters."""
+    xt, yt, pt = _tensors(cfg, np.asarray(x), np.asarray(targets), np.asarray(tile_patient))
+    run = _HeadRun(xt, yt, pt, None, xt[:0], yt, pt[:0], genes, cfg)
+    epochs = np.asarray(epochs, dtype=np.int64)
+    last = int(epochs.max()) if epochs.size else 0
+    for epoch in range(1, last + 1):
+        run.train_epoch(epoch, epochs >= epoch)
+        if epoch % 10 == 0 or epoch == last:
+            log.info("refit epoch %d/%d: %d/%d genes still training", epoch, last, int((epochs > epoch).sum()),
+                     len(genes))
+    return {k: v.detach().cpu().numpy() for k, v in run.params.items()}
 
 
 def predict_standardised(params: Mapping[str, np.ndarray], x: np.ndarray, dtype=torch.float32,
@@ -481,25 +611,58 @@ def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mappi
     if not tune_features:
         raise InputTableError("no tune slides: the tune split is empty; early stopping needs tune patients "
                               "(raise splits.proportions.tune or set split=tune in the sample sheet)")
-    train_pool = load_tile_pool(train_features, sample_patient, cfg.max_tiles_per_slide, cfg.seed, tumour)
-    tune_pool = load_tile_pool(tune_features, sample_patient, cfg.tune_tiles_per_slide, cfg.seed, tumour)
-    log.info("training pool: %d tiles from %d slides (%d patients); tune pool: %d tiles from %d slides",
-             train_pool.features.shape[0], len(train_pool.samples), len(train_pool.patients),
-             tune_pool.features.shape[0], len(tune_pool.samples))
-    f_mean, f_sd = standardiser(train_pool.features)
-    y_train = patient_targets(values, expression["patients"], train_pool.patients)
-    y_tune = patient_targets(values, expression["patients"], tune_pool.patients)
-    t_mean = y_train.mean(0)
-    t_sd = y_train.std(0, ddof=0)
-    t_sd[t_sd < 1e-8] = 1.0
-    x_train = ((train_pool.features - f_mean) / f_sd).astype(np.float32)
-    x_tune = ((tune_pool.features - f_mean) / f_sd).astype(np.float32)
-    del train_pool.features, tune_pool.features
-    result = train_heads(x_train, (y_train - t_mean) / t_sd, train_pool.patient_index,
-                         x_tune, (y_tune - t_mean) / t_sd, tune_pool.patient_index, genes, cfg)
+    if cfg.epoch_selection == "cross_validation":
+        # one pool of train + tune patients, standardised once; K folds choose each gene's
+        # epoch count, then the head is refitted on the whole pool
+        pool = load_tile_pool({**train_features, **tune_features}, sample_patient, cfg.max_tiles_per_slide,
+                              cfg.seed, tumour)
+        log.info("pool (train + tune): %d tiles from %d slides (%d patients); %d-fold epoch selection",
+                 pool.features.shape[0], len(pool.samples), len(pool.patients), cfg.cv_folds)
+        f_mean, f_sd = standardiser(pool.features)
+        y_pool = patient_targets(values, expression["patients"], pool.patients)
+        t_mean, t_sd = target_standardiser(y_pool)
+        x_pool = ((pool.features - f_mean) / f_sd).astype(np.float32)
+        del pool.features
+        z_pool = (y_pool - t_mean) / t_sd
+        result = cross_validated_epochs(x_pool, z_pool, pool.patient_index, cfg.tune_tiles_per_slide, genes, cfg)
+        params = refit_heads(x_pool, z_pool, pool.patient_index, genes, cfg, result["best_epoch"])
+        train_samples, tune_samples, refit_samples = sorted(train_features), sorted(tune_features), pool.samples
+    else:
+        train_pool = load_tile_pool(train_features, sample_patient, cfg.max_tiles_per_slide, cfg.seed, tumour)
+        tune_pool = load_tile_pool(tune_features, sample_patient, cfg.tune_tiles_per_slide, cfg.seed, tumour)
+        log.info("training pool: %d tiles from %d slides (%d patients); tune pool: %d tiles from %d slides",
+                 train_pool.features.shape[0], len(train_pool.samples), len(train_pool.patients),
+                 tune_pool.features.shape[0], len(tune_pool.samples))
+        f_mean, f_sd = standardiser(train_pool.features)
+        y_train = patient_targets(values, expression["patients"], train_pool.patients)
+        y_tune = patient_targets(values, expression["patients"], tune_pool.patients)
+        t_mean, t_sd = target_standardiser(y_train)
+        x_train = ((train_pool.features - f_mean) / f_sd).astype(np.float32)
+        x_tune = ((tune_pool.features - f_mean) / f_sd).astype(np.float32)
+        del train_pool.features, tune_pool.features
+        result = train_heads(x_train, (y_train - t_mean) / t_sd, train_pool.patient_index,
+                             x_tune, (y_tune - t_mean) / t_sd, tune_pool.patient_index, genes, cfg)
+        del x_train, x_tune
+        params = result["params"]
+        train_samples, tune_samples, refit_samples = train_pool.samples, tune_pool.samples, []
+        if cfg.refit:
+            # The best epoch was chosen on the tune patients; the final model then learns
+            # from them too, for that many epochs, as the ridge baseline fits on train + tune.
+            pool = load_tile_pool({**train_features, **tune_features}, sample_patient, cfg.max_tiles_per_slide,
+                                  cfg.seed, tumour)
+            log.info("refit pool (train + tune): %d tiles from %d slides (%d patients)", pool.features.shape[0],
+                     len(pool.samples), len(pool.patients))
+            f_mean, f_sd = standardiser(pool.features)
+            y_pool = patient_targets(values, expression["patients"], pool.patients)
+            t_mean, t_sd = target_standardiser(y_pool)
+            x_pool = ((pool.features - f_mean) / f_sd).astype(np.float32)
+            del pool.features
+            params = refit_heads(x_pool, (y_pool - t_mean) / t_sd, pool.patient_index, genes, cfg,
+                                 result["best_epoch"])
+            refit_samples = pool.samples
     return {
         "format": FORMAT, "genes": genes, "head": cfg.head, "config": dataclasses.asdict(cfg),
-        "params": {k: torch.as_tensor(v, dtype=torch.float32) for k, v in result["params"].items()},
+        "params": {k: torch.as_tensor(v, dtype=torch.float32) for k, v in params.items()},
         "feature_mean": torch.as_tensor(f_mean), "feature_sd": torch.as_tensor(f_sd),
         "target_mean": torch.as_tensor(t_mean), "target_sd": torch.as_tensor(t_sd),
         "best_epoch": torch.as_tensor(result["best_epoch"]),
@@ -507,7 +670,7 @@ def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mappi
         "epochs_run": torch.as_tensor(result["epochs_run"]),
         "stopped_early": torch.as_tensor(result["stopped_early"]),
         "train_curve": torch.as_tensor(result["train_curve"]), "tune_curve": torch.as_tensor(result["tune_curve"]),
-        "train_samples": train_pool.samples, "tune_samples": tune_pool.samples,
+        "train_samples": train_samples, "tune_samples": tune_samples, "refit_samples": refit_samples,
     }
 
 
@@ -518,7 +681,7 @@ def empty_state(cfg: TrainConfig) -> dict:
             "target_sd": torch.zeros(0), "best_epoch": torch.zeros(0, dtype=torch.int64),
             "best_tune_loss": torch.zeros(0, dtype=torch.float64), "epochs_run": torch.zeros(0, dtype=torch.int64),
             "stopped_early": torch.zeros(0, dtype=torch.bool), "train_curve": torch.zeros((0, 0)),
-            "tune_curve": torch.zeros((0, 0)), "train_samples": [], "tune_samples": []}
+            "tune_curve": torch.zeros((0, 0)), "train_samples": [], "tune_samples": [], "refit_samples": []}
 
 
 def summary_table(state: Mapping) -> pd.DataFrame:

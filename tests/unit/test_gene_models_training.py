@@ -7,6 +7,7 @@ import torch
 
 from emo import gene_models as gm
 from emo import predictions
+from emo.errors import InputTableError
 
 from gene_models_fixtures import make_cohort
 
@@ -245,3 +246,64 @@ def test_training_curves_figure_and_summary_from_chunk_states(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     line = training_curves.describe(summary)
     assert f"{len(genes)} genes" in line and "% at epoch <= 2" in line
+
+
+# ------------------------------------------------- epoch selection, refit, epoch 0
+def test_patient_folds_are_balanced_seeded_and_refuse_too_few_patients():
+    patients = [f"P{i:03d}" for i in range(23)]
+    folds = gm.patient_folds(patients, 5, seed=3)
+    assert sorted(np.bincount(folds).tolist()) == [4, 4, 5, 5, 5]
+    np.testing.assert_array_equal(folds, gm.patient_folds(patients, 5, seed=3))
+    assert not np.array_equal(folds, gm.patient_folds(patients, 5, seed=4))
+    with pytest.raises(InputTableError, match="cv_folds is 5 but only 3"):
+        gm.patient_folds(patients[:3], 5, seed=3)
+
+
+def test_cross_validated_epochs_batched_equals_each_gene_alone_and_held_out_tiles_never_train():
+    x, y, p, _, _, _, genes = toy_problem(seed=7, n_pat=25)
+    cfg = gm.TrainConfig.from_config(dict(learning_rate=3e-3, steps_per_epoch=8, max_epochs=30, patience=4,
+                                          bag_tiles=5, cv_folds=4, device="cpu", seed=1))
+    batched = gm.cross_validated_epochs(x, y, p, 6, genes, cfg)
+    assert batched["params"] is None
+    assert len(set(batched["best_epoch"].tolist())) > 1
+    for i in (0, 2, 5):
+        alone = gm.cross_validated_epochs(x, y[:, [i]], p, 6, [genes[i]], cfg)
+        assert alone["best_epoch"][0] == batched["best_epoch"][i]
+        np.testing.assert_allclose(alone["best_tune_loss"][0], batched["best_tune_loss"][i], rtol=1e-5)
+    # each fold's bags come only from patients outside the fold
+    folds = gm.patient_folds([str(i) for i in range(y.shape[0])], cfg.cv_folds, cfg.seed)
+    for k in range(cfg.cv_folds):
+        rows = np.flatnonzero(folds[p] != k)
+        run = gm._HeadRun(*gm._tensors(cfg, x, y, p), rows, *gm._tensors(cfg, x[:0], y, p[:0]), genes, cfg)
+        bag_patients, bag_tiles = gm.epoch_bags(run.patient_tiles, cfg, epoch=3)
+        assert (folds[bag_patients] != k).all() and (folds[p[bag_tiles]] != k).all()
+
+
+def test_refit_trains_each_gene_exactly_its_epoch_count():
+    x, y, p, _, _, _, genes = toy_problem(seed=8)
+    cfg = gm.TrainConfig.from_config(dict(learning_rate=3e-3, steps_per_epoch=6, device="cpu", dtype="float64"))
+    mixed = gm.refit_heads(x, y, p, genes, cfg, np.array([0, 1, 3, 3, 5, 2, 4, 1]))
+    for i, epochs in ((0, 0), (2, 3), (4, 5)):
+        alone = gm.refit_heads(x, y[:, [i]], p, [genes[i]], cfg, np.array([epochs]))
+        np.testing.assert_allclose(alone["W"][0], mixed["W"][i], atol=1e-12)
+    np.testing.assert_array_equal(mixed["W"][0], 0.0)        # 0 epochs: the untrained head, the mean
+    # a gene trained 3 epochs in a chunk is that gene after 3 epochs, whatever the others do
+    longer = gm.refit_heads(x, y[:, [2]], p, [genes[2]], cfg, np.array([4]))
+    assert np.abs(longer["W"][0] - mixed["W"][2]).max() > 1e-6
+
+
+def test_untrained_head_is_kept_for_a_gene_without_signal():
+    x, y, p, xt, yt, pt, genes = toy_problem(seed=9, n_genes=4)
+    noise = np.random.default_rng(0).normal(size=y.shape[0])
+    # gene 3: centred noise to train on, its mean (0) on the tune patients, so any step
+    # away from the untrained head (the mean) makes its tune loss worse
+    y[:, 3], yt[:, 3] = noise - noise.mean(), 0.0
+    settings = dict(learning_rate=3e-3, steps_per_epoch=8, max_epochs=25, patience=5, device="cpu", seed=3)
+    with_zero = gm.train_heads(x, y, p, xt, yt, pt, genes, gm.TrainConfig.from_config(settings))
+    without = gm.train_heads(x, y, p, xt, yt, pt, genes,
+                             gm.TrainConfig.from_config(dict(settings, untrained_candidate=False)))
+    assert with_zero["best_epoch"][3] == 0
+    np.testing.assert_array_equal(with_zero["params"]["W"][3], 0.0)
+    assert without["best_epoch"].min() >= 1
+    signal = with_zero["best_epoch"][:3] > 0
+    assert signal.any()

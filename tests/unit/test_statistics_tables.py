@@ -217,3 +217,21 @@ def test_model_comparison_counts(val):
     assert table.loc["emo", "n_padj_below_0.05"] == (shared["padj_bh"] < 0.05).sum()
     assert table.loc["ridge", "n_selected"] == 0
     assert table.loc["ridge", "median_r2_pred"] == pytest.approx(shared["r2_pred"].median() - 1.0)
+
+
+def test_constant_prediction_is_a_test_without_evidence(synth):
+    """A gene predicted as one value for every patient (a head kept at its untrained
+    epoch) gets r 0 and p 1 and stays in the BH correction (m unchanged), where scipy's
+    Spearman is undefined; last-bit float noise around the value counts as constant."""
+    pts = _patients(synth, "validation")
+    measured, predicted = synth.measured.loc[pts], synth.predicted.loc[pts].copy()
+    genes = list(predicted.columns)
+    predicted[genes[0]] = 7.25
+    predicted[genes[1]] = np.float32(3.1) + np.arange(len(pts)) % 2 * np.spacing(np.float32(3.1))
+    table = validation.gene_statistics(measured, predicted)
+    assert np.isnan(stats.spearmanr(measured[genes[0]], predicted[genes[0]]).statistic)
+    assert (table.loc[:1, "spearman_r"] == 0.0).all() and (table.loc[:1, "spearman_p"] == 1.0).all()
+    ref = stats.spearmanr(measured[genes[2]], predicted[genes[2]])
+    assert table.loc[2, "spearman_r"] == pytest.approx(ref.statistic, abs=1e-9)
+    padj = validation.core.bh_adjust(table["spearman_p"].to_numpy())
+    np.testing.assert_allclose(padj, multipletests(table["spearman_p"], method="fdr_bh")[1], rtol=1e-9)

@@ -190,6 +190,12 @@ def test_models_beside_baselines_by_stratum_and_compartment(demo_dir, capsys):
     by_driver = recovery_by(morphology, tables["emo"], "driver")
     _report(capsys, ["by effect-size stratum:", *report_lines(by_stratum),
                      "strong planted morphology genes by main driver (emo):", *report_lines({"emo": by_driver})[1:]])
+    planted = genes.index[genes["stratum"] != "null"]
+    planted_r2 = {model: float(table.loc[planted, "r2_pred"].mean()) for model, table in tables.items()}
+    _report(capsys, ["mean validation R2 over planted genes: "
+                     + ", ".join(f"{model} {r2:+.3f}" for model, r2 in planted_r2.items())
+                     + f"; oracle {pd.to_numeric(genes.loc[planted, 'r2'], errors='coerce').mean():.3f}"])
+    assert planted_r2["emo"] >= planted_r2["ridge"]
     others = by_driver.drop(index="fat")
     assert by_driver.loc["fat", "n"] >= 3
     assert by_driver.loc["fat", "sensitivity"] >= others["sensitivity"].mean() - 0.15

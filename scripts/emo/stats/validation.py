@@ -4,7 +4,9 @@ validation" and "Model selection for testing")."""
 from __future__ import annotations
 
 import logging
+import warnings
 
+import numpy as np
 import pandas as pd
 
 from . import core
@@ -17,9 +19,26 @@ TEST_COLUMNS = ["gene", "n", "spearman_r", "spearman_p", "padj_bonferroni", "r2_
 EXTERNAL_COLUMNS = ["cohort", "gene", "n", "spearman_r", "spearman_p", "padj_bonferroni", "validated"]
 
 
+# a prediction whose range over the patients is below this share of its magnitude is
+# constant (float32 means of one repeated value differ in the last bits)
+CONSTANT_PREDICTION_RTOL = 1e-6
+
+
 def gene_statistics(measured: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
-    """Per gene n, Spearman r and p, R²_pred (measured = y_true) over the given patients."""
+    """Per gene n, Spearman r and p, R²_pred (measured = y_true) over the given patients.
+
+    A gene whose model predicts one value for every patient (a head that kept its
+    untrained epoch predicts the training mean) orders no patient: r 0 and p 1, so it
+    stays in the multiple-testing correction as a test without evidence instead of
+    dropping out of it (which would make the correction laxer for the other genes)."""
     r, p, n = core.spearman(measured.to_numpy(), predicted.to_numpy())
+    values = predicted.to_numpy(dtype=float)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns; they have n < 3
+        spread = np.nanmax(values, axis=0, initial=-np.inf) - np.nanmin(values, axis=0, initial=np.inf)
+        scale = np.maximum(1.0, np.abs(np.nanmean(values, axis=0)))
+    constant = (n >= 3) & (spread <= CONSTANT_PREDICTION_RTOL * scale)
+    r, p = np.where(constant, 0.0, r), np.where(constant, 1.0, p)
     r2 = core.r2_score_columns(measured.to_numpy(), predicted.to_numpy())
     return pd.DataFrame({"gene": measured.columns, "n": n.astype(int), "spearman_r": r,
                          "spearman_p": p, "r2_pred": r2})
