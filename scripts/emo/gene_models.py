@@ -326,11 +326,12 @@ class PatientTiles:
     count: np.ndarray    # (patients,) tiles per patient
 
     @classmethod
-    def from_index(cls, tile_patient: np.ndarray, n_patients: int) -> "PatientTiles":
+    def from_index(cls, tile_patient: np.ndarray, n_patients: int, rows: np.ndarray | None = None) -> "PatientTiles":
+        """``rows``: the pool rows these tiles are (default: all of them, in order)."""
         order = np.argsort(tile_patient, kind="stable")
         count = np.bincount(tile_patient, minlength=n_patients)
         start = np.concatenate([[0], np.cumsum(count)[:-1]])
-        return cls(order, start, count)
+        return cls(order if rows is None else np.asarray(rows)[order], start, count)
 
 
 def epoch_bags(patient_tiles: PatientTiles, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -391,12 +392,10 @@ class _HeadRun:
                  genes: Sequence[str], cfg: TrainConfig):
         self.x, self.y, self.cfg = x, targets, cfg
         self.train_rows = train_rows
-        rows = np.arange(x.shape[0]) if train_rows is None else np.asarray(train_rows)
-        patients = np.asarray(tile_patient.cpu())[rows]
-        order = np.argsort(patients, kind="stable")
-        count = np.bincount(patients, minlength=targets.shape[0])
+        patients = np.asarray(tile_patient.cpu())
         # bag tiles index ``x`` directly, so a fold's bags never leave its training tiles
-        self.patient_tiles = PatientTiles(rows[order], np.concatenate([[0], np.cumsum(count)[:-1]]), count)
+        self.patient_tiles = PatientTiles.from_index(patients if train_rows is None else patients[train_rows],
+                                                     targets.shape[0], train_rows)
         self.tile_patient = tile_patient
         self.x_tune, self.y_tune, self.p_tune = x_tune, targets_tune, tile_patient_tune
         self.tune_patients = int(torch.unique(tile_patient_tune).numel()) if tile_patient_tune.numel() else 0
@@ -520,7 +519,7 @@ def patient_folds(patients: Sequence[str], n_folds: int, seed: int) -> np.ndarra
 
 
 def cross_validated_epochs(x: np.ndarray, targets: np.ndarray, tile_patient: np.ndarray, tune_cap: int,
-                           genes: Sequence[str], cfg: TrainConfig, sample_of_tile: np.ndarray | None = None) -> dict:
+                           genes: Sequence[str], cfg: TrainConfig) -> dict:
     """Each gene's best epoch by K-fold cross-validation over patients (``cv_folds``): K
     runs train in lockstep, run k without the patients of fold k, and every gene is
     early-stopped on the tune loss of the held-out patients pooled over the folds. Inputs
@@ -592,6 +591,21 @@ def patient_targets(values: np.ndarray, store_patients: Sequence[str], patients:
     return values[[row[p] for p in patients]]
 
 
+def _standardised_pool(features: Mapping[str, str], sample_patient: Mapping[str, str], values: np.ndarray,
+                       value_patients: Sequence[str], cfg: TrainConfig, tumour) -> tuple:
+    """The train + tune tile pool (``max_tiles_per_slide`` per slide) with its features and
+    targets standardised on itself: (pool, x, z, (f_mean, f_sd, t_mean, t_sd))."""
+    pool = load_tile_pool(features, sample_patient, cfg.max_tiles_per_slide, cfg.seed, tumour)
+    log.info("pool (train + tune): %d tiles from %d slides (%d patients)", pool.features.shape[0],
+             len(pool.samples), len(pool.patients))
+    f_mean, f_sd = standardiser(pool.features)
+    y = patient_targets(values, value_patients, pool.patients)
+    t_mean, t_sd = target_standardiser(y)
+    x = ((pool.features - f_mean) / f_sd).astype(np.float32)
+    del pool.features
+    return pool, x, (y - t_mean) / t_sd, (f_mean, f_sd, t_mean, t_sd)
+
+
 def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mapping[str, str],
                 tune_features: Mapping[str, str], sample_patient: Mapping[str, str], cfg: TrainConfig,
                 tumour: tuple[Mapping, float] | None = None) -> dict:
@@ -614,16 +628,9 @@ def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mappi
     if cfg.epoch_selection == "cross_validation":
         # one pool of train + tune patients, standardised once; K folds choose each gene's
         # epoch count, then the head is refitted on the whole pool
-        pool = load_tile_pool({**train_features, **tune_features}, sample_patient, cfg.max_tiles_per_slide,
-                              cfg.seed, tumour)
-        log.info("pool (train + tune): %d tiles from %d slides (%d patients); %d-fold epoch selection",
-                 pool.features.shape[0], len(pool.samples), len(pool.patients), cfg.cv_folds)
-        f_mean, f_sd = standardiser(pool.features)
-        y_pool = patient_targets(values, expression["patients"], pool.patients)
-        t_mean, t_sd = target_standardiser(y_pool)
-        x_pool = ((pool.features - f_mean) / f_sd).astype(np.float32)
-        del pool.features
-        z_pool = (y_pool - t_mean) / t_sd
+        pool, x_pool, z_pool, (f_mean, f_sd, t_mean, t_sd) = _standardised_pool(
+            {**train_features, **tune_features}, sample_patient, values, expression["patients"], cfg, tumour)
+        log.info("%d-fold epoch selection", cfg.cv_folds)
         result = cross_validated_epochs(x_pool, z_pool, pool.patient_index, cfg.tune_tiles_per_slide, genes, cfg)
         params = refit_heads(x_pool, z_pool, pool.patient_index, genes, cfg, result["best_epoch"])
         train_samples, tune_samples, refit_samples = sorted(train_features), sorted(tune_features), pool.samples
@@ -648,17 +655,9 @@ def train_chunk(genes: Sequence[str], expression: Mapping, train_features: Mappi
         if cfg.refit:
             # The best epoch was chosen on the tune patients; the final model then learns
             # from them too, for that many epochs, as the ridge baseline fits on train + tune.
-            pool = load_tile_pool({**train_features, **tune_features}, sample_patient, cfg.max_tiles_per_slide,
-                                  cfg.seed, tumour)
-            log.info("refit pool (train + tune): %d tiles from %d slides (%d patients)", pool.features.shape[0],
-                     len(pool.samples), len(pool.patients))
-            f_mean, f_sd = standardiser(pool.features)
-            y_pool = patient_targets(values, expression["patients"], pool.patients)
-            t_mean, t_sd = target_standardiser(y_pool)
-            x_pool = ((pool.features - f_mean) / f_sd).astype(np.float32)
-            del pool.features
-            params = refit_heads(x_pool, (y_pool - t_mean) / t_sd, pool.patient_index, genes, cfg,
-                                 result["best_epoch"])
+            pool, x_pool, z_pool, (f_mean, f_sd, t_mean, t_sd) = _standardised_pool(
+                {**train_features, **tune_features}, sample_patient, values, expression["patients"], cfg, tumour)
+            params = refit_heads(x_pool, z_pool, pool.patient_index, genes, cfg, result["best_epoch"])
             refit_samples = pool.samples
     return {
         "format": FORMAT, "genes": genes, "head": cfg.head, "config": dataclasses.asdict(cfg),
